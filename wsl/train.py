@@ -1,0 +1,326 @@
+"""One training run of the weight-space autoencoder, top to bottom.
+
+    zoo -> tokens (normalised with training-split statistics)
+    each step: two augmented views of a batch of training models
+               -> reconstruction + latents -> structural, contrastive, behavioral losses
+    each epoch: held-out metrics -> report(metrics) -> checkpoint
+
+``train`` takes a typed ``TrainConfig`` and a ``report`` callback; it knows
+nothing of Ray or Hydra (a sweep trial passes Ray's report, ``wsl train``
+a progress printer). Metric names are the results table's columns (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsl import evaluate as ev
+from wsl.augment import erase, multiplicative_noise, permute_neurons
+from wsl.device import pick_device
+from wsl.errors import WslError
+from wsl.losses import LossConfig, LossScaler, behav_loss, combine, nt_xent, run_tokens, struct_loss
+from wsl.model import Autoencoder, ModelConfig, encode_all
+from wsl.tokens import Normalizer, TokenLayout, detokenize, layout, tokenize
+from wsl.zoo.arch import forward
+from wsl.zoo.store import Zoo, load_zoo
+from wsl.zoo.tasks import Task, load_task
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TokenConfig:
+    width: int = 32
+
+
+@dataclass
+class AugmentConfig:
+    permute: bool = True
+    noise: float = 0.1
+    erase_p: float = 0.5
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 64
+
+
+@dataclass
+class TrainConfig:
+    zoo: str = "zoos/digits-cnn"
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"
+    generate: int = 32  # models sampled from the KDE at the end (0: skip generation)
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self):
+        checks = [
+            ("loss.gamma", self.loss.gamma, 0 <= self.loss.gamma <= 1, "in [0, 1]"),
+            ("loss.beta", self.loss.beta, 0 <= self.loss.beta <= 1, "in [0, 1]"),
+            ("loss.probe_size", self.loss.probe_size, self.loss.probe_size >= 1, ">= 1"),
+            ("loss.probe_inputs", self.loss.probe_inputs, self.loss.probe_inputs in ("train", "noise", "mix"),
+             "train, noise or mix"),
+            ("loss.distance", self.loss.distance, self.loss.distance in ("mse", "kl"), "mse or kl"),
+            ("loss.temperature", self.loss.temperature, self.loss.temperature > 0, "> 0"),
+            ("tokens.width", self.tokens.width, self.tokens.width >= 1, ">= 1"),
+            ("optim.lr", self.optim.lr, self.optim.lr > 0, "> 0"),
+            ("optim.epochs", self.optim.epochs, self.optim.epochs >= 1, ">= 1"),
+            ("optim.batch_size", self.optim.batch_size, self.optim.batch_size >= 2, ">= 2 (contrastive pairs)"),
+            ("model.d_model", self.model.d_model, self.model.d_model % self.model.heads == 0,
+             f"a multiple of model.heads={self.model.heads}"),
+            ("model.latent_dim", self.model.latent_dim, self.model.latent_dim >= 1, ">= 1"),
+            ("augment.erase_p", self.augment.erase_p, 0 <= self.augment.erase_p <= 1, "in [0, 1]"),
+            ("augment.noise", self.augment.noise, self.augment.noise >= 0, ">= 0"),
+        ]  # fmt: skip
+        for key, value, ok, expected in checks:
+            if not ok:
+                raise WslError(f"config value {key}={value!r} is invalid: expected {expected}")
+
+
+@dataclass
+class Data:
+    """Everything about the zoo a run needs, prepared once (tokens on the device)."""
+
+    zoo: Zoo
+    task: Task
+    lay: TokenLayout
+    norm: Normalizer
+    tokens: torch.Tensor  # [R, T, W] normalised
+    rows: dict[str, np.ndarray]  # split -> row indices
+    probe_x: torch.Tensor  # [P, C, H, W]
+    target_logits: torch.Tensor  # [R, P, classes]: the original models on the probe set
+    activations: np.ndarray  # [R]
+
+
+def prepare(zoo: Zoo, cfg: TrainConfig, device: str) -> Data:
+    task = load_task(zoo.task)
+    lay = layout(zoo.arch, cfg.tokens.width)
+    raw = tokenize(zoo.weights, lay)
+    split = zoo.models["split"].to_numpy()
+    rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    if any(len(r) == 0 for r in rows.values()):
+        raise WslError(f"zoo {zoo.path} needs models in each of the train, val and test splits")
+    norm = Normalizer.fit(raw[rows["train"]], lay)
+    acts = zoo.models["activation"].to_numpy()
+    probe_x = probe_inputs(task, cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed).to(device)
+    weights = {k: v.to(device) for k, v in zoo.weights.items()}
+    with torch.no_grad():
+        target = torch.cat(
+            [forward(zoo.arch, {k: v[s : s + 256] for k, v in weights.items()}, probe_x, list(acts[s : s + 256]))
+             for s in range(0, len(zoo), 256)]
+        )  # fmt: skip
+    return Data(zoo, task, lay, norm, norm.normalize(raw, lay).to(device), rows, probe_x, target, acts)
+
+
+def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:
+    """The behavioral probe set [size, C, H, W]: training inputs, uniform noise over their range, or half each."""
+    gen = torch.Generator().manual_seed(seed)
+    real = task.x_train[torch.randint(len(task.x_train), (size,), generator=gen)]
+    lo, hi = task.x_train.min(), task.x_train.max()
+    noise = lo + (hi - lo) * torch.rand(real.shape, generator=gen)
+    if kind == "mix":
+        return torch.cat([real[: size // 2], noise[size // 2 :]])
+    return real if kind == "train" else noise
+
+
+def train(cfg: TrainConfig, report: Callable[[dict], None], zoo: Zoo | None = None, resume: bool = False) -> dict:
+    """Train, calling ``report(metrics)`` once per epoch; returns the final metrics (with generation)."""
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    data = prepare(zoo if zoo is not None else load_zoo(cfg.zoo), cfg, device)
+    lay = data.lay
+    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    scaler = LossScaler(cfg.loss.scale_by_first)
+    out = Path(cfg.out)
+    start = _resume(out, model, opt, scaler) if resume else 0
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
+    positions = lay.positions.to(device)
+    metrics: dict = {}
+    for epoch in range(start + 1, cfg.optim.epochs + 1):
+        t0 = time.perf_counter()
+        losses = train_epoch(model, opt, scaler, data, cfg, positions, gen)
+        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, positions)}
+        metrics["time_s"] = time.perf_counter() - t0
+        _save(out, model, opt, scaler, epoch, cfg)
+        report(metrics)
+    return {**metrics, **evaluate_final(model, data, positions, cfg)}
+
+
+def train_epoch(model, opt, scaler, data: Data, cfg: TrainConfig, positions, gen) -> dict[str, float]:
+    """One pass over the training models; returns the mean of each loss component."""
+    model.train()
+    rows = data.rows["train"]
+    order = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(int(gen.initial_seed())))]
+    sums: dict[str, float] = {}
+    batches = [order[i : i + cfg.optim.batch_size] for i in range(0, len(order), cfg.optim.batch_size)]
+    for batch in [b for b in batches if len(b) >= 2]:
+        parts = train_step(model, data, cfg, batch, positions, gen)
+        loss = combine(
+            cfg.loss, scaler("contrast", parts["loss_contrast"]), scaler("struct", parts["loss_struct"]),
+            scaler("behav", parts["loss_behav"]) if "loss_behav" in parts else None,
+        )  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for k, v in {"loss": loss, **parts}.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
+    sums.setdefault("loss_behav", float("nan"))
+    return sums
+
+
+def train_step(model, data: Data, cfg: TrainConfig, batch: np.ndarray, positions, gen) -> dict[str, torch.Tensor]:
+    """Loss components for one batch of training rows (unweighted, unscaled)."""
+    lay, norm = data.lay, data.norm
+    targets, inputs = [], []
+    for _ in range(2):
+        params = {k: v[batch].to(positions.device) for k, v in data.zoo.weights.items()}
+        if cfg.augment.permute:
+            params = permute_neurons(lay.arch, params, gen)
+        clean = norm.normalize(tokenize(params, lay), lay)
+        noisy = multiplicative_noise(clean, cfg.augment.noise, gen)
+        targets.append(clean)
+        inputs.append(erase(noisy, lay.mask.to(clean.device), cfg.augment.erase_p, generator=gen))
+    (rec_a, z_a), (rec_b, z_b) = model(inputs[0], positions), model(inputs[1], positions)
+    mask = lay.mask.to(positions.device)
+    parts = {
+        "loss_struct": (struct_loss(rec_a, targets[0], mask) + struct_loss(rec_b, targets[1], mask)) / 2,
+        "loss_contrast": nt_xent(model.project(z_a), model.project(z_b), cfg.loss.temperature),
+    }
+    if cfg.loss.beta < 1:
+        # Permutations preserve the function, so the original outputs are the target for view a too.
+        logits = run_tokens(rec_a, lay, norm, data.probe_x, list(data.activations[batch]))
+        parts["loss_behav"] = behav_loss(logits, data.target_logits[batch], cfg.loss)
+    return parts
+
+
+@torch.no_grad()
+def decode_rows(model: Autoencoder, data: Data, rows: np.ndarray, positions) -> dict[str, torch.Tensor]:
+    """Weights (``name -> [len(rows), *shape]``) reconstructed from clean tokens."""
+    model.eval()
+    rec, _ = model(data.tokens[rows], positions)
+    return detokenize(data.norm.denormalize(rec, data.lay), data.lay)
+
+
+@torch.no_grad()
+def evaluate_epoch(model: Autoencoder, data: Data, positions) -> dict[str, float]:
+    """Held-out structural loss, reconstruction accuracy/agreement and the embedding probe."""
+    model.eval()
+    mask = data.lay.mask.to(positions.device)
+    val = data.tokens[data.rows["val"]]
+    val_struct = float(struct_loss(model(val, positions)[0], val, mask))
+    rec = reconstruction(model, data, positions)
+    probe = embedding_probe(model, data, positions)
+    return {"val_loss_struct": val_struct, **rec, "probe_r2": probe["r2"], "probe_tau": probe["tau"]}
+
+
+def final_test_rows(data: Data) -> np.ndarray:
+    """Test-split rows at the zoo's last checkpoint: trained models, judged by what they do."""
+    models = data.zoo.models
+    last = models["epoch"].to_numpy() == models["epoch"].max()
+    return np.intersect1d(data.rows["test"], np.flatnonzero(last))
+
+
+def reconstruction(model: Autoencoder, data: Data, positions) -> dict[str, float]:
+    rows = final_test_rows(data)
+    original = {k: v[rows].to(positions.device) for k, v in data.zoo.weights.items()}
+    acts = list(data.activations[rows])
+    rec = ev.run_models(data.lay.arch, decode_rows(model, data, rows, positions), acts, data.task, original)
+    orig_acc = data.zoo.models["test_acc"].to_numpy()[rows].mean()
+    return {
+        "rec_acc": float(rec["acc"].mean()),
+        "rec_acc_ratio": float(rec["acc"].mean() / orig_acc),
+        "rec_agreement": float(rec["agreement"].mean()),
+    }
+
+
+def embedding_probe(model: Autoencoder, data: Data, positions, target: str = "test_acc") -> dict[str, float]:
+    emb = encode_all(model, data.tokens, positions).double().cpu().numpy()
+    y = data.zoo.models[target].to_numpy()
+    return ev.ridge_probe({s: emb[r] for s, r in data.rows.items()}, {s: y[r] for s, r in data.rows.items()})
+
+
+def evaluate_final(model: Autoencoder, data: Data, positions, cfg: TrainConfig) -> dict[str, float]:
+    """End-of-run extras: the weight-statistics baseline and, if asked, generation."""
+    stats = ev.weight_statistics(data.zoo.weights)
+    y = data.zoo.models["test_acc"].to_numpy()
+    base = ev.ridge_probe({s: stats[r] for s, r in data.rows.items()}, {s: y[r] for s, r in data.rows.items()})
+    out = {"baseline_r2": base["r2"], "baseline_tau": base["tau"]}
+    if cfg.generate > 0:
+        out.update(generation(model, data, positions, cfg.generate, cfg.seed))
+    return out
+
+
+@torch.no_grad()
+def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> dict[str, float]:
+    """Decode KDE samples of the best 30% training models' embeddings; accuracy and novelty beside two baselines.
+
+    Baselines: a random top training model plus Gaussian noise of the same
+    per-tensor scale as the generated models' distance, and the mean of the top
+    training models. Novelty = L2 distance to the nearest training model.
+    """
+    models = data.zoo.models
+    train = data.rows["train"]
+    last = train[models["epoch"].to_numpy()[train] == models["epoch"].max()]
+    top = last[np.argsort(-models["test_acc"].to_numpy()[last])][: max(2, int(0.3 * len(last)))]
+    model.eval()
+    z = model.encode(data.tokens[top], positions)  # [k, T, latent]
+    emb = z.mean(1).cpu().numpy()
+    samples = torch.as_tensor(ev.kde_sample(emb, n, seed), dtype=z.dtype, device=z.device)
+    # The decoder reads per-token latents: shift each top model's tokens to the sampled mean.
+    anchor = z[torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed))]
+    latents = anchor - anchor.mean(1, keepdim=True) + samples[:, None, :]
+    gen_params = detokenize(data.norm.denormalize(model.decode(latents, positions), data.lay), data.lay)
+    acts = list(data.activations[top[0:1]]) * n
+    pool = ev.flatten({k: v[last] for k, v in data.zoo.weights.items()}).to(z.device)
+    generated = ev.flatten(gen_params)
+    gen_novelty = ev.nearest_distance(generated, pool)
+    top_params = {k: v[top].to(z.device) for k, v in data.zoo.weights.items()}
+    picks = torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed + 1))
+    scale = float(np.mean(gen_novelty)) / np.sqrt(generated.shape[1])
+    noisy = {k: v[picks] + scale * torch.randn_like(v[picks]) for k, v in top_params.items()}
+    mean = {k: v.mean(0, keepdim=True) for k, v in top_params.items()}
+    run = ev.run_models
+    return {
+        "gen_acc": float(run(data.lay.arch, gen_params, acts, data.task)["acc"].mean()),
+        "gen_novelty": float(gen_novelty.mean()),
+        "noise_acc": float(run(data.lay.arch, noisy, acts, data.task)["acc"].mean()),
+        "noise_novelty": float(ev.nearest_distance(ev.flatten(noisy), pool).mean()),
+        "avg_acc": float(run(data.lay.arch, mean, acts[:1], data.task)["acc"].mean()),
+        "avg_novelty": float(ev.nearest_distance(ev.flatten(mean), pool).mean()),
+    }
+
+
+def _save(out: Path, model, opt, scaler: LossScaler, epoch: int, cfg: TrainConfig) -> None:
+    """Checkpoint atomically: a crash mid-write leaves the previous checkpoint intact."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "optim": opt.state_dict(), "scaler": scaler.first, "epoch": epoch,
+             "config": asdict(cfg)}  # fmt: skip
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out / CHECKPOINT)
+
+
+def _resume(out: Path, model, opt, scaler: LossScaler) -> int:
+    path = out / CHECKPOINT
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optim"])
+    scaler.first.update(state["scaler"])
+    return int(state["epoch"])

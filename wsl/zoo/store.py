@@ -1,0 +1,301 @@
+"""The zoo on disk: one directory, three files, written atomically, validated on load.
+
+- ``zoo.json``: format tag, version, name, task, architecture spec, row count, ``extra``.
+- ``models.parquet``: one row per checkpoint (model id, epoch, split, activation,
+  train/test loss and accuracy, any hyper-parameter columns).
+- ``weights.safetensors``: per parameter name of ``arch.param_shapes`` one float32
+  tensor ``[rows, *shape]``; row i belongs to row i of the table.
+
+No pickle anywhere, so a zoo from a stranger can be loaded safely. ``save_zoo``
+writes into a temp directory next to the destination and renames it into place,
+so a crash never leaves half a zoo; ``load_zoo`` checks every file against the
+others and names the one that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from wsl.errors import WslError
+from wsl.zoo.arch import Arch
+
+FORMAT, VERSION = "wsl-zoo", 1
+META, MODELS, WEIGHTS = "zoo.json", "models.parquet", "weights.safetensors"
+SPLITS = ("train", "val", "test")
+REQUIRED = {
+    "model_id": "int64",
+    "epoch": "int64",
+    "split": "str",
+    "activation": "str",
+    "train_loss": "float64",
+    "train_acc": "float64",
+    "test_loss": "float64",
+    "test_acc": "float64",
+}
+NONFINITE = ("skip", "fail")
+
+
+@dataclass
+class Zoo:
+    """A population of checkpoints: ``models`` row i <-> ``weights[name][i]`` (``[R, *shape]``).
+
+    ``path`` is where the zoo was loaded from, or None for one built in memory or
+    cut from another (a subset's size on disk would be a lie).
+    """
+
+    path: Path | None
+    name: str
+    task: str
+    arch: Arch
+    models: pd.DataFrame
+    weights: dict[str, Tensor]
+    extra: dict
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def split(self, name: str) -> Zoo:
+        """The rows of one split (``train``/``val``/``test``), renumbered from 0."""
+        if name not in SPLITS:
+            raise WslError(f"unknown split {name!r}; known: {', '.join(SPLITS)}")
+        return self.select(self.models["split"].to_numpy() == name)
+
+    def select(self, mask) -> Zoo:
+        """The rows where the boolean ``mask`` (numpy, pandas or torch, length R) is true."""
+        keep = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask)
+        if keep.dtype != bool or keep.shape != (len(self),):
+            raise ValueError(f"select needs a boolean mask of shape ({len(self)},), got {keep.dtype} {keep.shape}")
+        rows = torch.from_numpy(np.flatnonzero(keep))
+        models = self.models.iloc[rows.numpy()].reset_index(drop=True)
+        weights = {k: v.index_select(0, rows.to(v.device)) for k, v in self.weights.items()}
+        return Zoo(None, self.name, self.task, self.arch, models, weights, self.extra)
+
+
+def assign_splits(model_ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict[int, str]:
+    """``model_id -> split``, by model so no model's checkpoints leak across splits.
+
+    The ids are shuffled with ``seed``; split sizes follow ``fractions`` (train,
+    val, test), and with 3 or more models every split gets at least one.
+    """
+    ids = np.unique(np.asarray(model_ids, dtype=np.int64))
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.shape != (3,) or (fractions < 0).any() or fractions.sum() <= 0:
+        raise WslError(f"split fractions {fractions.tolist()} are invalid: expected 3 non-negative numbers (train, val, test)")
+    counts = _split_counts(len(ids), fractions / fractions.sum())
+    order = np.random.default_rng(seed).permutation(ids)
+    names = np.repeat(SPLITS, counts)
+    return {int(i): str(s) for i, s in zip(order, names)}
+
+
+def _split_counts(n: int, fractions: np.ndarray) -> np.ndarray:
+    """Largest-remainder split of ``n`` into 3 parts, each >= 1 when ``n >= 3``."""
+    exact = fractions * n
+    counts = np.floor(exact).astype(np.int64)
+    counts[np.argsort(counts - exact)[: n - counts.sum()]] += 1
+    for empty in np.flatnonzero(counts == 0) if n >= 3 else ():
+        counts[np.argmax(counts)] -= 1
+        counts[empty] = 1
+    return counts
+
+
+def save_zoo(path, zoo: Zoo) -> Path:
+    """Write ``zoo`` to the new directory ``path``; all of it or, on any error, nothing."""
+    path = Path(path)
+    if path.exists():
+        raise WslError(f"zoo directory {path} exists already; choose another path or delete it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        _write(tmp, zoo)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write(directory: Path, zoo: Zoo) -> None:
+    models = _check_models(zoo.models.reset_index(drop=True), directory / MODELS)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": zoo.name,
+        "task": zoo.task,
+        "arch": zoo.arch.to_dict(),
+        "rows": len(models),
+        "extra": zoo.extra,
+    }
+    try:
+        text = json.dumps(meta, indent=2)
+    except (TypeError, ValueError) as e:
+        raise WslError(f"zoo {zoo.name!r}: extra is not JSON-serialisable ({e}); keep it to plain values") from None
+    (directory / META).write_text(text)
+    pq.write_table(pa.Table.from_pandas(models, preserve_index=False), directory / MODELS)
+    weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in zoo.weights.items()}
+    _check_weights(weights, zoo.arch, len(models), directory / WEIGHTS)
+    save_file(weights, directory / WEIGHTS)
+
+
+def load_zoo(path, nonfinite: str = "skip") -> Zoo:
+    """Read and validate the zoo at ``path``.
+
+    ``nonfinite`` decides what rows with NaN/inf weights do: ``skip`` drops them
+    with a warning, ``fail`` raises naming the tensor and the row.
+    """
+    if nonfinite not in NONFINITE:
+        raise WslError(f"nonfinite={nonfinite!r} is invalid: expected one of {', '.join(NONFINITE)}")
+    path = Path(path)
+    if not path.is_dir():
+        raise WslError(f"zoo directory {path} does not exist; build one with `wsl zoo make` or `wsl zoo import`")
+    meta, arch = _read_meta(path / META)
+    models = _check_models(_read_models(path / MODELS), path / MODELS)
+    if meta["rows"] != len(models):
+        raise WslError(f"{path / META}: rows={meta['rows']} but {path / MODELS} has {len(models)} rows; the zoo is corrupt")
+    weights = _read_weights(path / WEIGHTS)
+    _check_weights(weights, arch, len(models), path / WEIGHTS)
+    zoo = Zoo(path, meta["name"], meta["task"], arch, models, weights, meta.get("extra", {}))
+    bad = _nonfinite_rows(weights, len(models))
+    if not bad.any():
+        return zoo
+    if nonfinite == "fail":
+        raise WslError(_nonfinite_message(weights, models, path / WEIGHTS))
+    warnings.warn(f"{path / WEIGHTS}: skipped {int(bad.sum())} of {len(models)} rows with NaN/inf weights", stacklevel=2)
+    kept = zoo.select(~bad)
+    kept.path = path
+    return kept
+
+
+def _read_meta(file: Path) -> tuple[dict, Arch]:
+    try:
+        meta = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise WslError(f"{file} is missing; this is not a wsl zoo directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WslError(f"{file} is not valid JSON ({e}); the zoo is corrupt") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WslError(f"{file}: format is not {FORMAT!r}; this is not a wsl zoo")
+    if meta.get("version") != VERSION:
+        raise WslError(f"{file}: version {meta.get('version')!r} is not supported (this wsl reads version {VERSION})")
+    missing = [k for k in ("name", "task", "arch", "rows") if k not in meta]
+    if missing:
+        raise WslError(f"{file}: key {missing[0]!r} is missing; the zoo is corrupt")
+    try:
+        arch = Arch.from_dict(meta["arch"])
+    except (WslError, TypeError, ValueError, AttributeError) as e:
+        raise WslError(f"{file}: arch is not usable: {e}") from None
+    return meta, arch
+
+
+def _read_models(file: Path) -> pd.DataFrame:
+    if not file.is_file():
+        raise WslError(f"{file} is missing; the zoo is incomplete")
+    try:
+        return pq.read_table(file).to_pandas()
+    except (pa.ArrowException, OSError) as e:
+        raise WslError(f"{file} is not a readable parquet file ({e}); the zoo is corrupt") from None
+
+
+def _check_models(models: pd.DataFrame, file: Path) -> pd.DataFrame:
+    """``models`` with the required columns in their dtypes; splits known and one per model."""
+    missing = [c for c in REQUIRED if c not in models.columns]
+    if missing:
+        raise WslError(f"{file}: required column {missing[0]!r} is missing (required: {', '.join(REQUIRED)})")
+    try:
+        models = models.astype(REQUIRED)
+    except (TypeError, ValueError) as e:
+        raise WslError(f"{file}: a required column has the wrong type ({e}); expected {REQUIRED}") from None
+    unknown = sorted(set(models["split"]) - set(SPLITS))
+    if unknown:
+        raise WslError(f"{file}: split {unknown[0]!r} is unknown; splits are {', '.join(SPLITS)}")
+    per_model = models.groupby("model_id")["split"].nunique()
+    mixed = per_model.index[per_model > 1]
+    if len(mixed):
+        splits = sorted(set(models.loc[models["model_id"] == mixed[0], "split"]))
+        raise WslError(f"{file}: model_id {mixed[0]} sits in several splits {splits}; split by model")
+    return models
+
+
+def _read_weights(file: Path) -> dict[str, Tensor]:
+    if not file.is_file():
+        raise WslError(f"{file} is missing; the zoo is incomplete")
+    try:
+        weights = load_file(file)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WslError(f"{file} is not a readable safetensors file ({e}); the zoo is corrupt") from None
+    return {k: v.to(torch.float32) for k, v in weights.items()}
+
+
+def _check_weights(weights: dict[str, Tensor], arch: Arch, rows: int, file: Path) -> None:
+    """One ``[rows, *shape]`` tensor per parameter of ``arch``, nothing else."""
+    shapes = arch.param_shapes
+    missing = [k for k in shapes if k not in weights]
+    extra = [k for k in weights if k not in shapes]
+    if missing or extra:
+        what = f"tensor {missing[0]!r} is missing" if missing else f"tensor {extra[0]!r} is not a parameter"
+        raise WslError(f"{file}: {what} of the architecture (expected {', '.join(shapes)})")
+    for name, shape in shapes.items():
+        if tuple(weights[name].shape) != (rows, *shape):
+            raise WslError(
+                f"{file}: tensor {name!r} has shape {tuple(weights[name].shape)}, expected {(rows, *shape)} "
+                f"({rows} rows of the architecture's {shape})"
+            )
+
+
+def _nonfinite_rows(weights: dict[str, Tensor], rows: int) -> np.ndarray:
+    """Boolean ``[rows]``: which rows hold a NaN or inf in any tensor."""
+    bad = torch.zeros(rows, dtype=torch.bool)
+    for tensor in weights.values():
+        bad |= ~torch.isfinite(tensor).flatten(1).all(1)
+    return bad.numpy()
+
+
+def _nonfinite_message(weights: dict[str, Tensor], models: pd.DataFrame, file: Path) -> str:
+    for name, tensor in weights.items():
+        rows = np.flatnonzero(~torch.isfinite(tensor).flatten(1).all(1).numpy())
+        if len(rows):
+            row = models.iloc[rows[0]]
+            return (
+                f"{file}: tensor {name!r} holds NaN/inf at row {rows[0]} (model_id {row['model_id']}, "
+                f"epoch {row['epoch']}); load with nonfinite='skip' to drop such rows"
+            )
+    raise AssertionError("unreachable: called only when a row is non-finite")
+
+
+def summary(zoo: Zoo) -> dict:
+    """What a researcher checks first: size, epochs, splits, accuracy spread, parameters.
+
+    ``test_acc`` quantiles are over each model's last recorded epoch.
+    """
+    models = zoo.models
+    last = models.loc[models.groupby("model_id")["epoch"].idxmax()] if len(models) else models
+    quantiles = last["test_acc"].quantile([0, 0.25, 0.5, 0.75, 1]).to_numpy()
+    per_split = models.groupby("split")["model_id"].nunique()
+    out = {
+        "name": zoo.name,
+        "task": zoo.task,
+        "arch": zoo.arch.family,
+        "models": int(models["model_id"].nunique()),
+        "checkpoints": len(models),
+        "epochs": sorted(int(e) for e in models["epoch"].unique()),
+        "splits": {s: int(per_split.get(s, 0)) for s in SPLITS},
+        "test_acc": dict(zip(("min", "25%", "50%", "75%", "max"), (float(q) for q in quantiles))),
+        "params_per_model": zoo.arch.num_params,
+    }
+    if zoo.path is not None:
+        out["bytes_on_disk"] = sum(f.stat().st_size for f in Path(zoo.path).iterdir() if f.is_file())
+    return out
