@@ -1,4 +1,4 @@
-"""The ``wsl`` command: ``wsl zoo make|info|import``.
+"""The ``wsl`` command: ``wsl zoo make|info|import`` and ``wsl train``.
 
 Each subcommand is a short function: parse, load a typed config at the edge,
 call the library, print. A ``WslError`` becomes one line on stderr and exit
@@ -8,6 +8,7 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except WslError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        print(f"error: {e}", file=sys.stderr)
         return 2
 
 
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--task", default="unknown", help="the task the zoo was trained on (recorded in zoo.json)")
     imp.add_argument("--nonfinite", choices=("skip", "fail"), default="skip", help="NaN/inf checkpoints")
     imp.set_defaults(run=zoo_import)
+
+    train = commands.add_parser("train", help="train one autoencoder (Hydra overrides of sweeps/train.yaml)")
+    train.add_argument("overrides", nargs="*", help="e.g. loss.beta=0.1 loss.probe_size=256 tokens.width=32")
+    train.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    train.set_defaults(run=train_run)
     return parser
 
 
@@ -81,6 +87,39 @@ def zoo_import(args) -> None:
 
     out = args.out or Path("zoos") / args.src.name
     _print_summary(import_public_zoo(args.src, out, task=args.task, nonfinite=args.nonfinite))
+
+
+def train_run(args) -> None:
+    from wsl.config import load_config
+    from wsl.results import write_parquet
+    from wsl.train import CHECKPOINT, TrainConfig, train
+    from wsl.zoo.store import load_zoo
+
+    cfg = load_config("train", args.overrides, TrainConfig)
+    out = Path(cfg.out)
+    if (out / CHECKPOINT).exists() and not args.resume:
+        raise WslError(f"run directory {out} has a checkpoint already; pass --resume, or name=<new name>")
+    zoo = load_zoo(cfg.zoo)
+    history: list[dict] = []
+    with Progress(
+        TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task("", total=cfg.optim.epochs)
+
+        def report(metrics: dict) -> None:
+            history.append(metrics)
+            write_parquet(out / "epochs.parquet", history)
+            shown = ("loss", "rec_acc_ratio", "rec_agreement", "probe_r2")
+            status = "  ".join(f"{k} {metrics[k]:.3f}" for k in shown)
+            progress.update(bar, completed=metrics["epoch"], description=status)
+
+        final = train(cfg, report, zoo=zoo, resume=args.resume)
+    (out / "final.json").write_text(json.dumps(final, indent=2))
+    table = Table(title=f"run {cfg.name}  ({out})", show_header=False)
+    for key, value in final.items():
+        table.add_row(key, _fmt(value))
+    console.print(table)
 
 
 def _print_summary(path: Path) -> None:

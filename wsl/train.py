@@ -56,6 +56,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    name: str = "default"
     zoo: str = "zoos/digits-cnn"
     out: str = "runs/default"
     seed: int = 0

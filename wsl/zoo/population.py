@@ -10,7 +10,6 @@ training set. No Python loop runs over models.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np

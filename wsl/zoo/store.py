@@ -90,24 +90,29 @@ def assign_splits(model_ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict[int, s
     """``model_id -> split``, by model so no model's checkpoints leak across splits.
 
     The ids are shuffled with ``seed``; split sizes follow ``fractions`` (train,
-    val, test), and with 3 or more models every split gets at least one.
+    val, test), and with 3 or more models every split with a positive fraction
+    gets at least one.
     """
     ids = np.unique(np.asarray(model_ids, dtype=np.int64))
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.shape != (3,) or (fractions < 0).any() or fractions.sum() <= 0:
-        raise WslError(f"split fractions {fractions.tolist()} are invalid: expected 3 non-negative numbers (train, val, test)")
+        raise WslError(
+            f"split fractions {fractions.tolist()} are invalid: expected 3 non-negative numbers (train, val, test)"
+        )
     counts = _split_counts(len(ids), fractions / fractions.sum())
     order = np.random.default_rng(seed).permutation(ids)
     names = np.repeat(SPLITS, counts)
-    return {int(i): str(s) for i, s in zip(order, names)}
+    return {int(i): str(s) for i, s in zip(order, names, strict=True)}
 
 
 def _split_counts(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Largest-remainder split of ``n`` into 3 parts, each >= 1 when ``n >= 3``."""
+    """Largest-remainder split of ``n`` into 3 parts; with ``n >= 3`` none asked for is empty."""
     exact = fractions * n
     counts = np.floor(exact).astype(np.int64)
-    counts[np.argsort(counts - exact)[: n - counts.sum()]] += 1
-    for empty in np.flatnonzero(counts == 0) if n >= 3 else ():
+    counts[np.argsort(counts - exact, kind="stable")[: n - counts.sum()]] += 1
+    if n < 3:
+        return counts
+    for empty in np.flatnonzero((counts == 0) & (fractions > 0)):
         counts[np.argmax(counts)] -= 1
         counts[empty] = 1
     return counts
@@ -165,7 +170,9 @@ def load_zoo(path, nonfinite: str = "skip") -> Zoo:
     meta, arch = _read_meta(path / META)
     models = _check_models(_read_models(path / MODELS), path / MODELS)
     if meta["rows"] != len(models):
-        raise WslError(f"{path / META}: rows={meta['rows']} but {path / MODELS} has {len(models)} rows; the zoo is corrupt")
+        raise WslError(
+            f"{path / META}: rows={meta['rows']} but {path / MODELS} has {len(models)} rows; the zoo is corrupt"
+        )
     weights = _read_weights(path / WEIGHTS)
     _check_weights(weights, arch, len(models), path / WEIGHTS)
     zoo = Zoo(path, meta["name"], meta["task"], arch, models, weights, meta.get("extra", {}))
@@ -174,7 +181,9 @@ def load_zoo(path, nonfinite: str = "skip") -> Zoo:
         return zoo
     if nonfinite == "fail":
         raise WslError(_nonfinite_message(weights, models, path / WEIGHTS))
-    warnings.warn(f"{path / WEIGHTS}: skipped {int(bad.sum())} of {len(models)} rows with NaN/inf weights", stacklevel=2)
+    warnings.warn(
+        f"{path / WEIGHTS}: skipped {int(bad.sum())} of {len(models)} rows with NaN/inf weights", stacklevel=2
+    )
     kept = zoo.select(~bad)
     kept.path = path
     return kept
@@ -293,7 +302,7 @@ def summary(zoo: Zoo) -> dict:
         "checkpoints": len(models),
         "epochs": sorted(int(e) for e in models["epoch"].unique()),
         "splits": {s: int(per_split.get(s, 0)) for s in SPLITS},
-        "test_acc": dict(zip(("min", "25%", "50%", "75%", "max"), (float(q) for q in quantiles))),
+        "test_acc": dict(zip(("min", "25%", "50%", "75%", "max"), (float(q) for q in quantiles), strict=True)),
         "params_per_model": zoo.arch.num_params,
     }
     if zoo.path is not None:

@@ -13,7 +13,7 @@ and everything else looks it up here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ def load_task(name: str) -> Task:
     return _cached(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(name: str) -> Task:
     x, y = TASKS[name]()
     return _split(name, x, y, test_fraction=0.3, seed=0)

@@ -1,0 +1,78 @@
+"""One training run: reports DESIGN.md's metrics every epoch, learns, checkpoints, resumes."""
+
+import pandas as pd
+import pytest
+import torch
+
+from wsl.errors import WslError
+from wsl.losses import LossConfig
+from wsl.model import ModelConfig
+from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, train
+
+EPOCH_METRICS = {"loss", "loss_struct", "loss_contrast", "loss_behav", "val_loss_struct", "rec_acc", "rec_acc_ratio",
+                 "rec_agreement", "probe_r2", "probe_tau", "epoch", "time_s"}  # fmt: skip
+
+
+def config(path, out, **loss):
+    return TrainConfig(
+        zoo=str(path), out=str(out), device="cpu", generate=4,
+        model=ModelConfig(d_model=32, layers=1, heads=2, latent_dim=8),
+        optim=OptimConfig(epochs=2, batch_size=16, lr=1e-3), loss=LossConfig(probe_size=32, **loss),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(small_zoo_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    reports = []
+    final = train(config(small_zoo_path, out), reports.append)
+    return out, reports, final
+
+
+def test_reports_every_design_metric_once_per_epoch(run):
+    _, reports, _ = run
+    assert [r["epoch"] for r in reports] == [1, 2]
+    assert all(set(r) == EPOCH_METRICS for r in reports)
+
+
+def test_final_metrics_add_baseline_and_generation(run):
+    _, _, final = run
+    assert {"baseline_r2", "baseline_tau", "gen_acc", "gen_novelty", "noise_acc", "avg_acc"} <= set(final)
+    assert 0 <= final["gen_acc"] <= 1 and final["gen_novelty"] > 0
+
+
+def test_structural_loss_falls(run):
+    _, reports, _ = run
+    assert reports[-1]["loss_struct"] < reports[0]["loss_struct"]
+
+
+def test_beta_one_skips_the_behavioral_branch(small_zoo_path, tmp_path):
+    reports = []
+    train(config(small_zoo_path, tmp_path / "b", beta=1.0), reports.append)
+    assert all(pd.isna(r["loss_behav"]) for r in reports)
+
+
+def test_resume_continues_after_the_last_checkpoint(run, small_zoo_path):
+    out, _, _ = run
+    cfg = config(small_zoo_path, out)
+    cfg.optim.epochs = 3
+    reports = []
+    train(cfg, reports.append, resume=True)
+    assert [r["epoch"] for r in reports] == [3]
+    assert torch.load(out / CHECKPOINT, weights_only=True)["epoch"] == 3
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [({"gamma": 1.5}, "loss.gamma"), ({"beta": -0.1}, "loss.beta"), ({"probe_size": 0}, "loss.probe_size")],
+)
+def test_out_of_range_values_are_named(overrides, key):
+    with pytest.raises(WslError, match=key):
+        TrainConfig(loss=LossConfig(**overrides))
+
+
+def test_token_width_below_one_is_named():
+    from wsl.train import TokenConfig
+
+    with pytest.raises(WslError, match="tokens.width"):
+        TrainConfig(tokens=TokenConfig(width=0))
