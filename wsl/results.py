@@ -1,28 +1,331 @@
-"""Metric tables on disk: parquet files written atomically, readable at any moment.
+"""Sweep results tables: written atomically while a sweep runs, queried from notebooks and ``wsl results``.
 
-A reader never sees a half-written file: each write goes to a temporary
-file in the same directory and is renamed over the old one.
+A sweep NAME keeps ``<root>/NAME/trials.parquet`` (one row per trial) and
+``<root>/NAME/epochs.parquet`` (one row per trial per epoch); the root is
+``$WSL_RESULTS`` or ``results``. Writers replace a table by renaming a finished
+temporary file over it, so a reader never sees half a table and needs no lock.
+
+Readers want to ask "which weightings reconstruct working models *and* embed
+well?" without knowing the dotted config paths by heart, so every column
+argument (``where``, ``sort``, ``columns``) also accepts a short name: ``beta``
+for ``loss.beta`` when ``beta`` is the last component of exactly one dotted
+column and no column is called ``beta`` itself. A name that matches nothing
+fails with the names that exist, before any work is done.
+
+    >>> trials = load("paper-*")
+    >>> query(trials, where="beta < 0.5 and probe_r2 > 0.8", sort="rec_acc_ratio", top=5)
+    >>> pareto_front(trials)
 """
 
 from __future__ import annotations
 
+import difflib
+import glob
+import math
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from wsl.errors import WslError
+
+TABLES = ("trials", "epochs")
+METRICS = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")  # shown by default, in this order
+NOT_CONFIG = {
+    "sweep", "trial_id", "status", "epoch", "loss", "loss_struct", "loss_contrast", "loss_behav",
+    "val_loss_struct", "rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "time_s",
+    "objective", "best_objective", "best_rec_acc_ratio", "best_probe_r2", "epochs", "stopped_early",
+    "wall_time_s", "checkpoint", "error", "source_trial", "seeds", "gen_acc", "gen_novelty", "baseline_r2",
+    "baseline_tau",
+}  # fmt: skip
+SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
+KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
+# In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
+TOKEN = re.compile(
+    r"""(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+    r"|`(?P<quoted>[^`]*)`"
+    r"|(?P<number>\d[\w.]*)"
+    r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+)
+
+
+def results_root() -> Path:
+    """Where sweeps keep their results: ``$WSL_RESULTS``, else ``results`` under the working directory."""
+    return Path(os.environ.get("WSL_RESULTS", "results"))
+
+
+# ---------------------------------------------------------------- writing
 
 
 def write_parquet(path: Path, rows: list[dict] | pd.DataFrame) -> None:
     """Replace ``path`` with a table of ``rows``, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    _write_atomically(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def export(df: pd.DataFrame, path: Path | str) -> Path:
+    """Write ``df`` to ``path`` as CSV (``.csv``) or a JSON list of records (``.json``), atomically."""
+    path = Path(path)
+    writers = {
+        ".csv": lambda tmp: df.to_csv(tmp, index=False),
+        ".json": lambda tmp: df.to_json(tmp, orient="records", indent=2),
+    }
+    if path.suffix.lower() not in writers:
+        raise WslError(f"cannot export to {path}: unknown suffix {path.suffix!r}; use a .csv or .json file name")
+    _write_atomically(path, writers[path.suffix.lower()])
+    return path
+
+
+def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """Write to a temporary file next to ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd.DataFrame:
+    """The ``table`` ("trials" or "epochs") of sweep ``name``, or of every sweep a glob (``paper-*``) matches.
+
+    Matching sweeps are concatenated; their ``sweep`` column tells them apart.
+    A glob skips sweeps that have not written the table yet; a plain name
+    without it is an error.
+    """
+    if table not in TABLES:
+        raise WslError(f"unknown results table {table!r}; use one of {', '.join(TABLES)}")
+    root = Path(root if root is not None else results_root())
+    sweeps = _sweep_dirs(name, root)
+    paths = [d / f"{table}.parquet" for d in sweeps]
+    found = [p for p in paths if p.is_file()]
+    if not found:
+        missing = paths[0] if len(paths) == 1 else root / name / f"{table}.parquet"
+        raise WslError(
+            f"no {table} table for sweep {name!r}: {missing} does not exist; "
+            "a sweep writes it when its first trial starts (is the sweep running?)"
+        )
+    return pd.concat([_read(p) for p in found], ignore_index=True)
+
+
+def _sweep_dirs(name: str, root: Path) -> list[Path]:
+    if not SWEEP_NAME.fullmatch(name):
+        raise WslError(
+            f"sweep name {name!r} is invalid: use letters, digits, '-' and '_' (or a glob such as 'paper-*')"
+        )
+    dirs = sorted(p for p in root.glob(name) if p.is_dir())
+    if dirs:
+        return dirs
+    known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    what = "matches" if glob.has_magic(name) else "is named"
+    hint = f"sweeps there: {', '.join(known)}" if known else "set $WSL_RESULTS to the directory that holds the sweeps"
+    raise WslError(f"no sweep {what} {name!r} under {root} ({root / name} does not exist); {hint}")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise WslError(
+            f"cannot read {path}: {e}; it is not a readable parquet table (delete it or restore it)"
+        ) from None
+    if "sweep" not in frame.columns:
+        frame.insert(0, "sweep", path.parent.name)
+    return frame
+
+
+# ---------------------------------------------------------------- querying
+
+
+def query(
+    df: pd.DataFrame,
+    where: str | None = None,
+    sort: str | Sequence[str] | None = None,
+    top: int | None = None,
+    columns: Sequence[str] | None = None,
+    ascending: bool = False,
+) -> pd.DataFrame:
+    """Filter by the pandas expression ``where``, sort (default: ``objective``, best first), keep ``top`` rows.
+
+    Names in ``where``, ``sort`` and ``columns`` may be full (``loss.beta``,
+    bare or in backticks) or short (``beta``). NaN sorts last.
+    """
+    if top is not None and top < 1:
+        raise WslError(f"top={top} must be >= 1")
+    by = _sort_columns(df, sort)
+    keep = [resolve(df, c) for c in columns] if columns else None
+    if where:
+        df = _filter(df, where)
+    if by:
+        df = df.sort_values(by, ascending=ascending, na_position="last", kind="stable")
+    if top is not None:
+        df = df.head(top)
+    return (df[keep] if keep else df).reset_index(drop=True)
+
+
+def resolve(df: pd.DataFrame, name: str) -> str:
+    """The column ``name`` refers to: itself, or the one dotted column whose last component it is."""
+    if name in df.columns:
+        return name
+    matches = [c for c in df.columns if isinstance(c, str) and c.rsplit(".", 1)[-1] == name and "." in c]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise WslError(f"column name {name!r} is ambiguous: it could be {', '.join(matches)}; use the full name")
+    close = difflib.get_close_matches(name, [*map(str, df.columns), *_short_names(df)], n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise WslError(f"unknown column {name!r}; {hint}available columns: {', '.join(map(str, df.columns))}")
+
+
+def _short_names(df: pd.DataFrame) -> list[str]:
+    return [c.rsplit(".", 1)[-1] for c in df.columns if isinstance(c, str) and "." in c]
+
+
+def _sort_columns(df: pd.DataFrame, sort: str | Sequence[str] | None) -> list[str]:
+    if sort is None:
+        return ["objective"] if "objective" in df.columns else []
+    return [resolve(df, c) for c in ([sort] if isinstance(sort, str) else sort)]
+
+
+def _filter(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    expression = _rewrite(df, where)
+    try:
+        return df.query(expression, engine="python")
+    except Exception as e:  # the expression is the user's: any failure is a bad --where
+        raise WslError(f"cannot evaluate where={where!r}: {type(e).__name__}: {e}") from None
+
+
+def _rewrite(df: pd.DataFrame, where: str) -> str:
+    """``where`` with every column name full and in backticks: ``beta < 1`` becomes ```loss.beta` < 1``."""
+
+    def replace(m: re.Match) -> str:
+        if m["quoted"] is not None:
+            return f"`{resolve(df, m['quoted'])}`"
+        name = m["name"]
+        if name is None or name in KEYWORDS or _is_call(where, m.end(), df, name):
+            return m[0]
+        column, rest = _split_attribute(df, name)
+        return f"`{column}`{rest}"
+
+    return TOKEN.sub(replace, where)
+
+
+def _is_call(where: str, end: int, df: pd.DataFrame, name: str) -> bool:
+    """A function name such as ``abs(...)``: left to pandas."""
+    return where[end:].lstrip().startswith("(") and name not in df.columns and "." not in name
+
+
+def _split_attribute(df: pd.DataFrame, name: str) -> tuple[str, str]:
+    """``loss.beta`` -> (``loss.beta``, ""); ``status.str.len`` -> (``status``, ``.str.len``)."""
+    head, _, rest = name.partition(".")
+    if name in df.columns or not rest or any(str(c).startswith(head + ".") for c in df.columns):
+        return resolve(df, name), ""
+    return resolve(df, head), "." + rest
+
+
+def pareto_front(df: pd.DataFrame, x: str = "rec_acc_ratio", y: str = "probe_r2") -> pd.DataFrame:
+    """The rows no other row beats on both ``x`` and ``y`` (higher is better), sorted by ``x``.
+
+    A row is dominated when another is at least as good on both and better on
+    one; equal points are all kept. Rows with NaN in ``x`` or ``y`` are ignored.
+    """
+    x, y = resolve(df, x), resolve(df, y)
+    rows = df.dropna(subset=[x, y])
+    best_y = rows.groupby(x)[y].max().sort_index(ascending=False)  # per x value, descending x
+    above = best_y.cummax().shift(1)  # best y among rows with a strictly larger x
+    beaten_above = rows[x].map(above) >= rows[y]
+    on_front = (rows[y] == rows[x].map(best_y)) & ~beaten_above
+    return rows[on_front].sort_values([x, y], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- showing
+
+
+def default_columns(df: pd.DataFrame) -> list[str]:
+    """Who (sweep when several, trial, status), the config values that differ between rows, progress, metrics."""
+    ids = [c for c in ("trial_id", "status") if c in df.columns]
+    if "sweep" in df.columns and df["sweep"].nunique() > 1:
+        ids.insert(0, "sweep")
+    config = [c for c in df.columns if c not in NOT_CONFIG and not str(c).endswith("_std") and _varies(df[c])]
+    progress = ["epochs"] if "epochs" in df.columns else ["epoch"] if "epoch" in df.columns else []
+    return [*ids, *config, *progress, *(m for m in METRICS if m in df.columns)]
+
+
+def _varies(column: pd.Series) -> bool:
+    return column.astype(str).nunique() > 1  # as text: a config value may be a list (unhashable)
+
+
+def render(df: pd.DataFrame, columns: Sequence[str] | None = None, title: str | None = None) -> Table:
+    """A rich table of ``df``: floats to 3 decimals (tiny ones in scientific notation), missing values as "-".
+
+    Cells wrap rather than being cut short, so a trial id stays whole in a narrow terminal.
+    """
+    shown = [resolve(df, c) for c in columns] if columns else default_columns(df)
+    table = Table(title=title)
+    for column in shown:
+        numeric = pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column])
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for row in df[shown].itertuples(index=False):
+        table.add_row(*map(_cell, row))
+    return table
+
+
+def _cell(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
+    return str(value)
+
+
+def snapshot(
+    name: str, table: str = "trials", root: Path | str | None = None, top: int | None = 10, **query_args
+) -> Table:
+    """One frame of ``watch``: load, query, render."""
+    rows = query(load(name, table, root), top=top, **query_args)
+    shown = time.strftime("%H:%M:%S")
+    return render(rows, columns=query_args.get("columns"), title=f"{table} of {name} at {shown}")
+
+
+def watch(
+    name: str,
+    every: float,
+    table: str = "trials",
+    root: Path | str | None = None,
+    top: int | None = 10,
+    console: Console | None = None,
+    **query_args,
+) -> None:
+    """Redraw ``snapshot`` every ``every`` seconds until Ctrl-C.
+
+    A sweep that has not written its table yet (or any other error) is shown
+    in place and retried, so the view can be opened as the sweep starts.
+    """
+    if every <= 0:
+        raise WslError(f"watch interval {every} must be > 0 seconds")
+    try:
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                try:
+                    view = snapshot(name, table, root, top, **query_args)
+                except WslError as e:
+                    view = Text(f"{e} (retrying every {every:g}s, Ctrl-C to stop)", style="red")
+                live.update(view, refresh=True)
+                time.sleep(every)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,266 @@
+"""The results tables as a reader sees them: load, query, Pareto front, render, export, watch."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from wsl import results
+from wsl.errors import WslError
+from wsl.results import export, load, pareto_front, query, render, snapshot, write_parquet
+
+
+def trial(sweep: str, i: int, beta: float, rec: float, r2: float, status: str = "TERMINATED") -> dict:
+    """One trials.parquet row following the schema (config, last and best metrics, bookkeeping)."""
+    objective = float("nan") if status == "ERROR" else 0.5 * rec + 0.5 * r2
+    return {
+        "sweep": sweep, "trial_id": f"{sweep}-{i}", "status": status,
+        "loss.gamma": 0.05, "loss.beta": beta, "loss.probe_size": 64, "tokens.width": 16, "optim.lr": 1e-4,
+        "optim.epochs": 4, "model.latent_dim": 8, "seed": 0,
+        "epoch": 4, "loss": 0.3, "rec_acc": rec * 0.9, "rec_acc_ratio": rec, "rec_agreement": rec - 0.1,
+        "probe_r2": r2, "probe_tau": r2 - 0.1, "objective": objective,
+        "best_objective": objective, "best_rec_acc_ratio": rec, "best_probe_r2": r2,
+        "epochs": 2 if status == "STOPPED" else 4, "stopped_early": status == "STOPPED", "wall_time_s": 12.5,
+        "checkpoint": None if status == "ERROR" else f"/ckpt/{sweep}-{i}",
+        "error": "boom" if status == "ERROR" else None,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path):
+    """Two sweeps with mixed statuses, plus one whose table is not written yet."""
+    a = [trial("paper-a", 0, 0.1, 0.9, 0.7), trial("paper-a", 1, 0.5, 0.8, 0.9, "STOPPED"),
+         trial("paper-a", 2, 1.0, 0.95, 0.2, "RUNNING"), trial("paper-a", 3, 0.3, 0.1, 0.1, "ERROR")]  # fmt: skip
+    b = [trial("paper-b", 0, 0.05, 0.85, 0.85), trial("paper-b", 1, 0.7, 0.6, 0.5)]
+    write_parquet(tmp_path / "paper-a" / "trials.parquet", a)
+    write_parquet(tmp_path / "paper-b" / "trials.parquet", b)
+    epochs = [{"sweep": "paper-a", "trial_id": "paper-a-0", "epoch": e, "objective": e / 4} for e in range(1, 5)]
+    write_parquet(tmp_path / "paper-a" / "epochs.parquet", epochs)
+    (tmp_path / "starting").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def trials(root):
+    return load("paper-*", root=root)
+
+
+# ---------------------------------------------------------------- load
+
+
+def test_load_one_sweep_reads_its_rows(root):
+    frame = load("paper-a", root=root)
+    assert list(frame["trial_id"]) == [f"paper-a-{i}" for i in range(4)]
+    assert set(frame["status"]) == {"TERMINATED", "STOPPED", "RUNNING", "ERROR"}
+
+
+def test_load_glob_concatenates_sweeps_told_apart_by_the_sweep_column(root):
+    frame = load("paper-*", root=root)
+    assert frame.groupby("sweep").size().to_dict() == {"paper-a": 4, "paper-b": 2}
+
+
+def test_load_epochs_table(root):
+    assert list(load("paper-a", table="epochs", root=root)["epoch"]) == [1, 2, 3, 4]
+
+
+def test_load_defaults_to_wsl_results(root, monkeypatch):
+    monkeypatch.setenv("WSL_RESULTS", str(root))
+    assert results.results_root() == root
+    assert len(load("paper-b")) == 2
+
+
+def test_load_missing_sweep_names_the_path_and_the_sweeps_there(root):
+    with pytest.raises(WslError, match="no sweep") as e:
+        load("nope", root=root)
+    assert str(root / "nope") in str(e.value) and "paper-a" in str(e.value)
+
+
+def test_load_sweep_without_table_names_the_missing_file(root):
+    with pytest.raises(WslError, match="does not exist") as e:
+        load("starting", root=root)
+    assert str(root / "starting" / "trials.parquet") in str(e.value)
+
+
+def test_load_corrupt_parquet_names_the_file(root):
+    (root / "paper-b" / "trials.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(WslError, match="cannot read") as e:
+        load("paper-*", root=root)
+    assert str(root / "paper-b" / "trials.parquet") in str(e.value)
+
+
+def test_load_rejects_a_name_that_is_a_path(root):
+    with pytest.raises(WslError, match="invalid"):
+        load("../paper-a", root=root)
+
+
+# ---------------------------------------------------------------- query
+
+
+def test_where_with_short_names(trials):
+    rows = query(trials, where="beta < 0.5 and probe_r2 > 0.5")
+    assert set(rows["trial_id"]) == {"paper-a-0", "paper-b-0"}
+
+
+@pytest.mark.parametrize("where", ["`loss.beta` < 0.5", "loss.beta < 0.5", "`beta` < 0.5"])
+def test_where_with_dotted_names_bare_or_quoted(trials, where):
+    assert set(query(trials, where=where)["trial_id"]) == {"paper-a-0", "paper-a-3", "paper-b-0"}
+
+
+def test_where_keeps_strings_and_metric_loss_apart_from_config_names(trials):
+    rows = query(trials, where="status in ['RUNNING', 'STOPPED'] and loss < 1 and loss.gamma == 0.05")
+    assert set(rows["trial_id"]) == {"paper-a-1", "paper-a-2"}
+
+
+def test_where_unknown_name_lists_the_available_columns(trials):
+    with pytest.raises(WslError, match="unknown column 'betta'") as e:
+        query(trials, where="betta < 0.5")
+    assert "did you mean beta" in str(e.value) and "loss.beta" in str(e.value) and "probe_r2" in str(e.value)
+
+
+def test_where_unknown_dotted_name_is_reported_whole(trials):
+    with pytest.raises(WslError, match="unknown column 'loss.betaa'"):
+        query(trials, where="loss.betaa < 0.5")
+
+
+def test_where_that_does_not_parse_is_a_wsl_error(trials):
+    with pytest.raises(WslError, match="cannot evaluate"):
+        query(trials, where="beta <")
+
+
+def test_sort_defaults_to_objective_descending_with_nan_last(trials):
+    objective = list(query(trials)["objective"])
+    assert objective[:-1] == sorted(objective[:-1], reverse=True) and math.isnan(objective[-1])
+
+
+def test_sort_by_short_name_ascending_top_and_columns(trials):
+    rows = query(trials, sort="beta", ascending=True, top=2, columns=["trial_id", "beta", "probe_r2"])
+    assert list(rows.columns) == ["trial_id", "loss.beta", "probe_r2"]
+    assert list(rows["trial_id"]) == ["paper-b-0", "paper-a-0"]
+
+
+@pytest.mark.parametrize("arg", [{"sort": "nope"}, {"columns": ["trial_id", "nope"]}])
+def test_unknown_sort_or_column_name_is_one_error(trials, arg):
+    with pytest.raises(WslError, match="unknown column 'nope'.*available columns: sweep, trial_id"):
+        query(trials, **arg)
+
+
+def test_ambiguous_short_name_asks_for_the_full_name():
+    frame = pd.DataFrame({"model.width": [1], "tokens.width": [2]})
+    with pytest.raises(WslError, match="ambiguous.*model.width, tokens.width"):
+        query(frame, sort="width")
+
+
+def test_top_below_one_is_rejected(trials):
+    with pytest.raises(WslError, match="top=0"):
+        query(trials, top=0)
+
+
+# ---------------------------------------------------------------- Pareto front
+
+
+def test_pareto_front_of_a_hand_made_set():
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f", "g", "h"],
+            "rec_acc_ratio": [0.9, 0.8, 0.7, 0.85, 0.9, 0.6, float("nan"), 0.8],
+            "probe_r2": [0.5, 0.7, 0.9, 0.6, 0.4, 0.9, 1.0, 0.7],
+        }
+    )
+    # e is beaten by a (same x, lower y), f by c (same y, lower x), d by nobody, g has NaN, h equals b.
+    assert list(pareto_front(frame)["id"]) == ["c", "b", "h", "d", "a"]
+
+
+def test_pareto_front_of_the_trials_ignores_the_errored_trial(trials):
+    assert list(pareto_front(trials)["trial_id"]) == ["paper-a-1", "paper-b-0", "paper-a-0", "paper-a-2"]
+
+
+def dominates(p, q) -> bool:
+    return p[0] >= q[0] and p[1] >= q[1] and (p[0] > q[0] or p[1] > q[1])
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, float("nan")]), st.floats(-1, 1)),
+        max_size=30,
+    )
+)
+@settings(derandomize=True, max_examples=200)
+def test_pareto_front_is_exactly_the_non_dominated_rows(points):
+    frame = pd.DataFrame(points, columns=["x", "y"], dtype=float)
+    front = list(pareto_front(frame, x="x", y="y").itertuples(index=False, name=None))
+    valid = [p for p in points if not (math.isnan(p[0]) or math.isnan(p[1]))]
+    assert not any(dominates(p, f) for f in front for p in valid)
+    assert all(any(dominates(f, p) for f in front) for p in valid if p not in front)
+    assert [f[0] for f in front] == sorted(f[0] for f in front)
+
+
+# ---------------------------------------------------------------- render, export, watch
+
+
+def headers(table) -> list[str]:
+    return [str(c.header) for c in table.columns]
+
+
+def test_render_default_columns_show_who_what_varies_and_metrics(trials):
+    table = render(query(trials), title="t")
+    assert headers(table) == [
+        "sweep", "trial_id", "status", "loss.beta", "epochs", "objective", "rec_acc_ratio", "probe_r2", "rec_agreement",
+    ]  # fmt: skip
+    assert table.row_count == 6
+
+
+def test_render_formats_floats_and_missing_values(trials):
+    table = render(query(trials, sort="beta", ascending=True), columns=["trial_id", "lr", "objective", "error"])
+    cells = {str(c.header): list(c.cells) for c in table.columns}
+    assert cells["optim.lr"][0] == "1.00e-04"
+    assert cells["objective"][0] == "0.850"
+    assert "-" in cells["objective"] and cells["error"][0] == "-"
+
+
+def test_render_epochs_table_shows_epoch(root):
+    assert headers(render(load("paper-a", "epochs", root=root))) == ["trial_id", "epoch", "objective"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_export_round_trips(trials, tmp_path, suffix):
+    rows = query(trials, columns=["trial_id", "status", "beta", "probe_r2", "objective"])
+    path = export(rows, tmp_path / "out" / f"top{suffix}")
+    back = pd.read_csv(path) if suffix == ".csv" else pd.DataFrame(json.loads(path.read_text()))
+    pd.testing.assert_frame_equal(back, rows, check_dtype=False)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_export_unknown_suffix_is_rejected_and_writes_nothing(trials, tmp_path):
+    with pytest.raises(WslError, match=r"\.csv or \.json"):
+        export(trials, tmp_path / "top.xlsx")
+    assert not (tmp_path / "top.xlsx").exists()
+
+
+def test_snapshot_renders_the_top_rows_of_a_query(root):
+    table = snapshot("paper-*", root=root, top=3, where="status != 'ERROR'", columns=["trial_id", "objective"])
+    assert headers(table) == ["trial_id", "objective"] and table.row_count == 3
+
+
+def test_watch_redraws_until_ctrl_c(root, monkeypatch):
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.time, "sleep", sleep)
+    console = Console(record=True, width=200)
+    results.watch("paper-a", every=0.5, root=root, console=console, columns=["trial_id", "status"])
+    assert naps == [0.5, 0.5] and "paper-a-3" in console.export_text()
+
+
+def test_watch_shows_a_missing_table_instead_of_failing(root, monkeypatch):
+    monkeypatch.setattr(results.time, "sleep", lambda s: (_ for _ in ()).throw(KeyboardInterrupt))
+    console = Console(record=True, width=300)
+    results.watch("starting", every=1, root=root, console=console)
+    assert "does not exist" in console.export_text()
