@@ -40,9 +40,15 @@ def test_zoo_make_into_an_existing_zoo_with_another_config_fails(tmp_path):
 
 @pytest.mark.parametrize(
     "override, named",
-    [("task=mnist", "task"), ("arch=resnet", "resnet"), ("modles=5", "modles"), ("models=many", "models"),
-     ("space.lr=[0.1,0.001]", "space.lr"), ("checkpoints=[0,5]", "checkpoints")],
-)  # fmt: skip
+    [
+        ("task=mnist", "task"),
+        ("arch=resnet", "resnet"),
+        ("modles=5", "modles"),
+        ("models=many", "models"),
+        ("space.lr=[0.1,0.001]", "space.lr"),
+        ("checkpoints=[0,5]", "checkpoints"),
+    ],
+)
 def test_bad_zoo_config_is_one_clear_error_and_writes_nothing(tmp_path, override, named):
     out = tmp_path / "z"
     result = wsl("zoo", "make", *SMALL, f"out={out}", override)
@@ -62,8 +68,17 @@ def test_zoo_info_prints_the_summary(small_zoo_path):
 
 
 def test_train_writes_checkpoint_epoch_table_and_final_metrics(small_zoo_path, tmp_path):
-    args = [f"zoo={small_zoo_path}", f"out={tmp_path / 'run'}", "optim.epochs=1", "model.d_model=16",
-            "model.heads=2", "model.layers=1", "loss.probe_size=16", "generate=2", "device=cpu"]  # fmt: skip
+    args = [
+        f"zoo={small_zoo_path}",
+        f"out={tmp_path / 'run'}",
+        "optim.epochs=1",
+        "model.d_model=16",
+        "model.heads=2",
+        "model.layers=1",
+        "loss.probe_size=16",
+        "generate=2",
+        "device=cpu",
+    ]
     result = wsl("train", *args)
     assert result.returncode == 0, result.stderr
     assert {"checkpoint.pt", "epochs.parquet", "final.json"} <= {p.name for p in (tmp_path / "run").iterdir()}

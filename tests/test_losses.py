@@ -54,8 +54,9 @@ def test_behav_loss_is_zero_for_identical_outputs_and_positive_otherwise(distanc
 
 def test_behavioral_gradient_reaches_the_decoder():
     params, lay, norm, tokens = zoo_tokens()
-    model = Autoencoder(ModelConfig(d_model=16, layers=1, heads=2, latent_dim=4), lay.width, lay.num_tokens,
-                        lay.max_positions)  # fmt: skip
+    model = Autoencoder(
+        ModelConfig(d_model=16, layers=1, heads=2, latent_dim=4), lay.width, lay.num_tokens, lay.max_positions
+    )
     x = torch.randn(5, 1, 8, 8)
     rec, _ = model(tokens, lay.positions)
     loss = behav_loss(run_tokens(rec, lay, norm, x, "relu"), forward(ARCH, params, x, "relu"), LossConfig())

@@ -18,23 +18,45 @@ def trial(sweep: str, i: int, beta: float, rec: float, r2: float, status: str = 
     """One trials.parquet row following the schema (config, last and best metrics, bookkeeping)."""
     objective = float("nan") if status == "ERROR" else 0.5 * rec + 0.5 * r2
     return {
-        "sweep": sweep, "trial_id": f"{sweep}-{i}", "status": status,
-        "loss.gamma": 0.05, "loss.beta": beta, "loss.probe_size": 64, "tokens.width": 16, "optim.lr": 1e-4,
-        "optim.epochs": 4, "model.latent_dim": 8, "seed": 0,
-        "epoch": 4, "loss": 0.3, "rec_acc": rec * 0.9, "rec_acc_ratio": rec, "rec_agreement": rec - 0.1,
-        "probe_r2": r2, "probe_tau": r2 - 0.1, "objective": objective,
-        "best_objective": objective, "best_rec_acc_ratio": rec, "best_probe_r2": r2,
-        "epochs": 2 if status == "STOPPED" else 4, "stopped_early": status == "STOPPED", "wall_time_s": 12.5,
+        "sweep": sweep,
+        "trial_id": f"{sweep}-{i}",
+        "status": status,
+        "loss.gamma": 0.05,
+        "loss.beta": beta,
+        "loss.probe_size": 64,
+        "tokens.width": 16,
+        "optim.lr": 1e-4,
+        "optim.epochs": 4,
+        "model.latent_dim": 8,
+        "seed": 0,
+        "epoch": 4,
+        "loss": 0.3,
+        "rec_acc": rec * 0.9,
+        "rec_acc_ratio": rec,
+        "rec_agreement": rec - 0.1,
+        "probe_r2": r2,
+        "probe_tau": r2 - 0.1,
+        "objective": objective,
+        "best_objective": objective,
+        "best_rec_acc_ratio": rec,
+        "best_probe_r2": r2,
+        "epochs": 2 if status == "STOPPED" else 4,
+        "stopped_early": status == "STOPPED",
+        "wall_time_s": 12.5,
         "checkpoint": None if status == "ERROR" else f"/ckpt/{sweep}-{i}",
         "error": "boom" if status == "ERROR" else None,
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
 def root(tmp_path):
     """Two sweeps with mixed statuses, plus one whose table is not written yet."""
-    a = [trial("paper-a", 0, 0.1, 0.9, 0.7), trial("paper-a", 1, 0.5, 0.8, 0.9, "STOPPED"),
-         trial("paper-a", 2, 1.0, 0.95, 0.2, "RUNNING"), trial("paper-a", 3, 0.3, 0.1, 0.1, "ERROR")]  # fmt: skip
+    a = [
+        trial("paper-a", 0, 0.1, 0.9, 0.7),
+        trial("paper-a", 1, 0.5, 0.8, 0.9, "STOPPED"),
+        trial("paper-a", 2, 1.0, 0.95, 0.2, "RUNNING"),
+        trial("paper-a", 3, 0.3, 0.1, 0.1, "ERROR"),
+    ]
     b = [trial("paper-b", 0, 0.05, 0.85, 0.85), trial("paper-b", 1, 0.7, 0.6, 0.5)]
     write_parquet(tmp_path / "paper-a" / "trials.parquet", a)
     write_parquet(tmp_path / "paper-b" / "trials.parquet", b)
@@ -208,8 +230,16 @@ def headers(table) -> list[str]:
 def test_render_default_columns_show_who_what_varies_and_metrics(trials):
     table = render(query(trials), title="t")
     assert headers(table) == [
-        "sweep", "trial_id", "status", "loss.beta", "epochs", "objective", "rec_acc_ratio", "probe_r2", "rec_agreement",
-    ]  # fmt: skip
+        "sweep",
+        "trial_id",
+        "status",
+        "loss.beta",
+        "epochs",
+        "objective",
+        "rec_acc_ratio",
+        "probe_r2",
+        "rec_agreement",
+    ]
     assert table.row_count == 6
 
 

@@ -9,16 +9,32 @@ from wsl.losses import LossConfig
 from wsl.model import ModelConfig
 from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, train
 
-EPOCH_METRICS = {"loss", "loss_struct", "loss_contrast", "loss_behav", "val_loss_struct", "rec_acc", "rec_acc_ratio",
-                 "rec_agreement", "probe_r2", "probe_tau", "epoch", "time_s"}  # fmt: skip
+EPOCH_METRICS = {
+    "loss",
+    "loss_struct",
+    "loss_contrast",
+    "loss_behav",
+    "val_loss_struct",
+    "rec_acc",
+    "rec_acc_ratio",
+    "rec_agreement",
+    "probe_r2",
+    "probe_tau",
+    "epoch",
+    "time_s",
+}
 
 
 def config(path, out, **loss):
     return TrainConfig(
-        zoo=str(path), out=str(out), device="cpu", generate=4,
+        zoo=str(path),
+        out=str(out),
+        device="cpu",
+        generate=4,
         model=ModelConfig(d_model=32, layers=1, heads=2, latent_dim=8),
-        optim=OptimConfig(epochs=2, batch_size=16, lr=1e-3), loss=LossConfig(probe_size=32, **loss),
-    )  # fmt: skip
+        optim=OptimConfig(epochs=2, batch_size=16, lr=1e-3),
+        loss=LossConfig(probe_size=32, **loss),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The ``wsl`` command: ``wsl zoo make|info|import`` and ``wsl train``.
+"""The ``wsl`` command: ``wsl zoo make|info|import``, ``train``, ``sweep``, ``results``, ``promote``, ``report``.
 
 Each subcommand is a short function: parse, load a typed config at the edge,
 call the library, print. A ``WslError`` becomes one line on stderr and exit
@@ -53,7 +53,42 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one autoencoder (Hydra overrides of sweeps/train.yaml)")
     train.add_argument("overrides", nargs="*", help="e.g. loss.beta=0.1 loss.probe_size=256 tokens.width=32")
     train.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    train.add_argument("--config", default="train", help="config name under sweeps/ (e.g. promoted/default-abc)")
     train.set_defaults(run=train_run)
+
+    sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune (Hydra overrides of sweeps/sweep.yaml)")
+    sweep.add_argument("overrides", nargs="*", help="e.g. sweep=paper name=paper-1 search.num_samples=64")
+    sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    sweep.add_argument("--resume", metavar="NAME", help="continue the sweep NAME after its driver stopped")
+    sweep.set_defaults(run=sweep_run)
+
+    results = commands.add_parser("results", help="query sweep results tables")
+    results.add_argument("name", help="sweep name, or a glob over names ('paper-*')")
+    results.add_argument("--where", help='pandas query, e.g. "beta < 0.5 and probe_r2 > 0.8"')
+    results.add_argument("--sort", help="column to sort by, descending (default: objective)")
+    results.add_argument("--ascending", action="store_true")
+    results.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
+    results.add_argument("--columns", help="comma-separated columns to show")
+    results.add_argument("--epochs", action="store_true", help="query the per-epoch table instead of trials")
+    results.add_argument("--pareto", action="store_true", help="only the Pareto front of rec_acc_ratio vs probe_r2")
+    results.add_argument("--export", type=Path, metavar="FILE", help="also write the rows to FILE (.csv or .json)")
+    results.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS", help="refresh until Ctrl-C")
+    results.set_defaults(run=results_run)
+
+    promote = commands.add_parser("promote", help="re-run a sweep's best trial at full budget over several seeds")
+    promote.add_argument("name", help="sweep name")
+    promote.add_argument("--metric", default="objective", help="pick the trial with the best value of this column")
+    promote.add_argument("--trial", help="promote this trial id instead")
+    promote.add_argument("--top-k", type=int, default=1, help="promote the k best trials")
+    promote.add_argument("--seeds", type=int, default=3)
+    promote.add_argument("--epochs", type=int, help="epochs of the final runs (default: the training config's)")
+    promote.add_argument("--address", help="Ray cluster to run the seeds on (default: $RAY_ADDRESS, else local)")
+    promote.set_defaults(run=promote_run)
+
+    report = commands.add_parser("report", help="write an HTML report (and PNG figures) of a sweep")
+    report.add_argument("name", help="sweep name")
+    report.add_argument("--top", type=int, default=10)
+    report.set_defaults(run=report_run)
     return parser
 
 
@@ -70,9 +105,14 @@ def zoo_make(args) -> None:
         console.print(f"{out} is built already with this config")
         return _print_summary(out)
     with Progress(
-        TextColumn(f"training {cfg.models} models"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
-        TimeElapsedColumn(), console=console, transient=True,
-    ) as progress:  # fmt: skip
+        TextColumn(f"training {cfg.models} models"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         bar = progress.add_task("train", total=cfg.epochs)
         zoo = make_zoo(cfg, on_epoch=lambda epoch: progress.update(bar, completed=epoch))
     _print_summary(save_zoo(out, zoo))
@@ -95,16 +135,20 @@ def train_run(args) -> None:
     from wsl.train import CHECKPOINT, TrainConfig, train
     from wsl.zoo.store import load_zoo
 
-    cfg = load_config("train", args.overrides, TrainConfig)
+    cfg = load_config(args.config, args.overrides, TrainConfig)
     out = Path(cfg.out)
     if (out / CHECKPOINT).exists() and not args.resume:
         raise WslError(f"run directory {out} has a checkpoint already; pass --resume, or name=<new name>")
     zoo = load_zoo(cfg.zoo)
     history: list[dict] = []
     with Progress(
-        TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task("", total=cfg.optim.epochs)
 
         def report(metrics: dict) -> None:
@@ -120,6 +164,77 @@ def train_run(args) -> None:
     for key, value in final.items():
         table.add_row(key, _fmt(value))
     console.print(table)
+
+
+def sweep_run(args) -> None:
+    from wsl.config import load_config, load_yaml
+    from wsl.results import results_root
+    from wsl.sweep.config import SweepConfig
+    from wsl.sweep.runner import SWEEP_FILE, resume_sweep, run_sweep
+
+    if args.resume:
+        if args.overrides:
+            raise WslError("--resume takes no overrides: a sweep continues with the config it started with")
+        cfg = load_yaml(results_root() / args.resume / SWEEP_FILE, SweepConfig)
+        directory = resume_sweep(cfg, results_root(), args.address)
+    else:
+        cfg = load_config("sweep", args.overrides, SweepConfig)
+        directory = run_sweep(cfg, results_root(), args.address)
+    console.print(f"results in {directory}")
+    _show_results(cfg.name)
+
+
+def results_run(args) -> None:
+    from wsl import results
+
+    query = dict(where=args.where, sort=args.sort, ascending=args.ascending, columns=_columns(args.columns))
+    table = "epochs" if args.epochs else "trials"
+    if args.watch:
+        return results.watch(args.name, every=args.watch, table=table, top=args.top, **query)
+    frame = results.load(args.name, table=table)
+    if args.pareto:
+        frame = results.pareto_front(frame)
+    rows = results.query(frame, top=args.top, **query)
+    if args.export:
+        results.export(results.query(frame, **query), args.export)
+    console.print(results.render(rows, columns=query["columns"], title=f"{table} of {args.name}"))
+
+
+def promote_run(args) -> None:
+    from wsl.results import results_root
+    from wsl.sweep.promote import promote
+
+    for row in promote(
+        args.name,
+        results_root(),
+        metric=args.metric,
+        trial=args.trial,
+        top_k=args.top_k,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        address=args.address,
+    ):
+        table = Table(title=f"promoted {row['source_trial']} of {args.name}", show_header=False)
+        for key in ("rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "gen_acc", "baseline_r2"):
+            table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
+        table.add_row("config", row["config_file"])
+        console.print(table)
+
+
+def report_run(args) -> None:
+    from wsl.report import write_report
+
+    console.print(f"report written to {write_report(args.name, top=args.top)}")
+
+
+def _show_results(name: str, top: int = 10) -> None:
+    from wsl import results
+
+    console.print(results.render(results.query(results.load(name), top=top), title=f"top trials of {name}"))
+
+
+def _columns(spec: str | None) -> list[str] | None:
+    return [c.strip() for c in spec.split(",") if c.strip()] if spec else None
 
 
 def _print_summary(path: Path) -> None:

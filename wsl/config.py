@@ -43,3 +43,13 @@ def load_config(name: str, overrides: list[str], schema: type[T]) -> T:
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def load_yaml(path: Path, schema: type[T]) -> T:
+    """A config saved earlier (e.g. a sweep's ``sweep.yaml``), validated as ``schema``."""
+    if not Path(path).is_file():
+        raise WslError(f"config file {path} not found")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
+    except (OmegaConfBaseException, ValueError) as e:
+        raise WslError(f"config file {path}: {_first_line(e)}") from None

@@ -82,10 +82,12 @@ def _predictions(arch: Arch, params: dict[str, Tensor], activations, task: Task,
     """Predicted classes [N, test inputs]."""
     device = next(iter(params.values())).device
     return torch.cat(
-        [forward(arch, params, task.x_test[s : s + chunk].to(device), activations).argmax(-1)
-         for s in range(0, len(task.x_test), chunk)],
+        [
+            forward(arch, params, task.x_test[s : s + chunk].to(device), activations).argmax(-1)
+            for s in range(0, len(task.x_test), chunk)
+        ],
         dim=1,
-    )  # fmt: skip
+    )
 
 
 def kde_sample(embeddings: np.ndarray, n: int, seed: int) -> np.ndarray:

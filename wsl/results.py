@@ -41,12 +41,37 @@ from wsl.errors import WslError
 TABLES = ("trials", "epochs")
 METRICS = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")  # shown by default, in this order
 NOT_CONFIG = {
-    "sweep", "trial_id", "status", "epoch", "loss", "loss_struct", "loss_contrast", "loss_behav",
-    "val_loss_struct", "rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "time_s",
-    "objective", "best_objective", "best_rec_acc_ratio", "best_probe_r2", "epochs", "stopped_early",
-    "wall_time_s", "checkpoint", "error", "source_trial", "seeds", "gen_acc", "gen_novelty", "baseline_r2",
+    "sweep",
+    "trial_id",
+    "status",
+    "epoch",
+    "loss",
+    "loss_struct",
+    "loss_contrast",
+    "loss_behav",
+    "val_loss_struct",
+    "rec_acc",
+    "rec_acc_ratio",
+    "rec_agreement",
+    "probe_r2",
+    "probe_tau",
+    "time_s",
+    "objective",
+    "best_objective",
+    "best_rec_acc_ratio",
+    "best_probe_r2",
+    "epochs",
+    "stopped_early",
+    "wall_time_s",
+    "checkpoint",
+    "error",
+    "source_trial",
+    "seeds",
+    "gen_acc",
+    "gen_novelty",
+    "baseline_r2",
     "baseline_tau",
-}  # fmt: skip
+}
 SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
 # In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
@@ -120,7 +145,7 @@ def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd
             f"no {table} table for sweep {name!r}: {missing} does not exist; "
             "a sweep writes it when its first trial starts (is the sweep running?)"
         )
-    return pd.concat([_read(p) for p in found], ignore_index=True)
+    return pd.concat([read_table(p) for p in found], ignore_index=True)
 
 
 def _sweep_dirs(name: str, root: Path) -> list[Path]:
@@ -137,7 +162,8 @@ def _sweep_dirs(name: str, root: Path) -> list[Path]:
     raise WslError(f"no sweep {what} {name!r} under {root} ({root / name} does not exist); {hint}")
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """One parquet table of a sweep, with a ``sweep`` column; a clear error if it is unreadable."""
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for a corrupt file

@@ -73,20 +73,28 @@ class TrainConfig:
             ("loss.gamma", self.loss.gamma, 0 <= self.loss.gamma <= 1, "in [0, 1]"),
             ("loss.beta", self.loss.beta, 0 <= self.loss.beta <= 1, "in [0, 1]"),
             ("loss.probe_size", self.loss.probe_size, self.loss.probe_size >= 1, ">= 1"),
-            ("loss.probe_inputs", self.loss.probe_inputs, self.loss.probe_inputs in ("train", "noise", "mix"),
-             "train, noise or mix"),
+            (
+                "loss.probe_inputs",
+                self.loss.probe_inputs,
+                self.loss.probe_inputs in ("train", "noise", "mix"),
+                "train, noise or mix",
+            ),
             ("loss.distance", self.loss.distance, self.loss.distance in ("mse", "kl"), "mse or kl"),
             ("loss.temperature", self.loss.temperature, self.loss.temperature > 0, "> 0"),
             ("tokens.width", self.tokens.width, self.tokens.width >= 1, ">= 1"),
             ("optim.lr", self.optim.lr, self.optim.lr > 0, "> 0"),
             ("optim.epochs", self.optim.epochs, self.optim.epochs >= 1, ">= 1"),
             ("optim.batch_size", self.optim.batch_size, self.optim.batch_size >= 2, ">= 2 (contrastive pairs)"),
-            ("model.d_model", self.model.d_model, self.model.d_model % self.model.heads == 0,
-             f"a multiple of model.heads={self.model.heads}"),
+            (
+                "model.d_model",
+                self.model.d_model,
+                self.model.d_model % self.model.heads == 0,
+                f"a multiple of model.heads={self.model.heads}",
+            ),
             ("model.latent_dim", self.model.latent_dim, self.model.latent_dim >= 1, ">= 1"),
             ("augment.erase_p", self.augment.erase_p, 0 <= self.augment.erase_p <= 1, "in [0, 1]"),
             ("augment.noise", self.augment.noise, self.augment.noise >= 0, ">= 0"),
-        ]  # fmt: skip
+        ]
         for key, value, ok, expected in checks:
             if not ok:
                 raise WslError(f"config value {key}={value!r} is invalid: expected {expected}")
@@ -121,9 +129,11 @@ def prepare(zoo: Zoo, cfg: TrainConfig, device: str) -> Data:
     weights = {k: v.to(device) for k, v in zoo.weights.items()}
     with torch.no_grad():
         target = torch.cat(
-            [forward(zoo.arch, {k: v[s : s + 256] for k, v in weights.items()}, probe_x, list(acts[s : s + 256]))
-             for s in range(0, len(zoo), 256)]
-        )  # fmt: skip
+            [
+                forward(zoo.arch, {k: v[s : s + 256] for k, v in weights.items()}, probe_x, list(acts[s : s + 256]))
+                for s in range(0, len(zoo), 256)
+            ]
+        )
     return Data(zoo, task, lay, norm, norm.normalize(raw, lay).to(device), rows, probe_x, target, acts)
 
 
@@ -172,9 +182,11 @@ def train_epoch(model, opt, scaler, data: Data, cfg: TrainConfig, positions, gen
     for batch in [b for b in batches if len(b) >= 2]:
         parts = train_step(model, data, cfg, batch, positions, gen)
         loss = combine(
-            cfg.loss, scaler("contrast", parts["loss_contrast"]), scaler("struct", parts["loss_struct"]),
+            cfg.loss,
+            scaler("contrast", parts["loss_contrast"]),
+            scaler("struct", parts["loss_struct"]),
             scaler("behav", parts["loss_behav"]) if "loss_behav" in parts else None,
-        )  # fmt: skip
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -237,16 +249,22 @@ def final_test_rows(data: Data) -> np.ndarray:
 
 
 def reconstruction(model: Autoencoder, data: Data, positions) -> dict[str, float]:
+    per = reconstruction_per_model(model, data, positions)
+    return {
+        "rec_acc": float(per["rec_acc"].mean()),
+        "rec_acc_ratio": float(per["rec_acc"].mean() / per["test_acc"].mean()),
+        "rec_agreement": float(per["agreement"].mean()),
+    }
+
+
+def reconstruction_per_model(model: Autoencoder, data: Data, positions) -> dict[str, np.ndarray]:
+    """For each final test model: its row, original and reconstructed test accuracy, agreement."""
     rows = final_test_rows(data)
     original = {k: v[rows].to(positions.device) for k, v in data.zoo.weights.items()}
     acts = list(data.activations[rows])
     rec = ev.run_models(data.lay.arch, decode_rows(model, data, rows, positions), acts, data.task, original)
-    orig_acc = data.zoo.models["test_acc"].to_numpy()[rows].mean()
-    return {
-        "rec_acc": float(rec["acc"].mean()),
-        "rec_acc_ratio": float(rec["acc"].mean() / orig_acc),
-        "rec_agreement": float(rec["agreement"].mean()),
-    }
+    test_acc = data.zoo.models["test_acc"].to_numpy()[rows]
+    return {"row": rows, "test_acc": test_acc, "rec_acc": rec["acc"], "agreement": rec["agreement"]}
 
 
 def embedding_probe(model: Autoencoder, data: Data, positions, target: str = "test_acc") -> dict[str, float]:
@@ -309,8 +327,13 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
 def _save(out: Path, model, opt, scaler: LossScaler, epoch: int, cfg: TrainConfig) -> None:
     """Checkpoint atomically: a crash mid-write leaves the previous checkpoint intact."""
     out.mkdir(parents=True, exist_ok=True)
-    state = {"model": model.state_dict(), "optim": opt.state_dict(), "scaler": scaler.first, "epoch": epoch,
-             "config": asdict(cfg)}  # fmt: skip
+    state = {
+        "model": model.state_dict(),
+        "optim": opt.state_dict(),
+        "scaler": scaler.first,
+        "epoch": epoch,
+        "config": asdict(cfg),
+    }
     tmp = out / (CHECKPOINT + ".tmp")
     torch.save(state, tmp)
     tmp.replace(out / CHECKPOINT)

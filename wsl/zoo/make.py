@@ -91,13 +91,26 @@ def make_zoo(cfg: ZooConfig, on_epoch: Callable[[int], None] | None = None) -> Z
     arch = cfg.arch.build(task.in_shape, task.num_classes)
     space = cfg.space
     hypers = sample_hypers(
-        cfg.models, cfg.seed, tuple(space.lr), tuple(space.wd), space.activation, space.init, space.optimizer,
+        cfg.models,
+        cfg.seed,
+        tuple(space.lr),
+        tuple(space.wd),
+        space.activation,
+        space.init,
+        space.optimizer,
         space.dropout,
-    )  # fmt: skip
+    )
     weights, models = train_population(
-        arch, task, hypers, cfg.epochs, sorted(set(cfg.checkpoints)), cfg.batch_size, cfg.seed,
-        pick_device(cfg.device), on_epoch,
-    )  # fmt: skip
+        arch,
+        task,
+        hypers,
+        cfg.epochs,
+        sorted(set(cfg.checkpoints)),
+        cfg.batch_size,
+        cfg.seed,
+        pick_device(cfg.device),
+        on_epoch,
+    )
     splits = assign_splits(hypers["model_id"], seed=cfg.seed)
     models["split"] = models["model_id"].map(splits)
     return Zoo(None, cfg.name, cfg.task, arch, models, weights, {"config": asdict(cfg)})

@@ -1,0 +1,212 @@
+"""What a sweep is, as data: the zoo, the base training config, the search space and the budget.
+
+Composed by Hydra from ``sweeps/sweep.yaml`` + ``sweeps/sweep/<name>.yaml`` in
+the command line, checked here once (``SweepConfig.__post_init__``), then
+passed down as a typed object. A searched knob is addressed by its dotted path
+in ``wsl.train.TrainConfig`` (``loss.beta``, ``tokens.width``, ``optim.lr``)
+and is a range (``low``/``high``, optionally ``log``, ``integer``), a list of
+``choices``, or one fixed ``value``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from wsl.errors import WslError
+from wsl.train import TrainConfig
+
+METRICS = ("rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "val_loss_struct")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass
+class Param:
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] | None = None
+    value: Any = None
+
+    def kind(self, key: str) -> str:
+        """``range``, ``choice`` or ``fixed``; exactly one must be given."""
+        given = [
+            kind
+            for kind, on in (
+                ("range", self.low is not None or self.high is not None),
+                ("choice", self.choices is not None),
+                ("fixed", self.value is not None),
+            )
+            if on
+        ]
+        if len(given) != 1:
+            raise WslError(f"sweep space {key}: give exactly one of low/high, choices or value (got {given or 'none'})")
+        return given[0]
+
+    def check(self, key: str) -> None:
+        kind = self.kind(key)
+        if kind == "range":
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise WslError(f"sweep space {key}: range low={self.low} high={self.high} is empty or inverted")
+            if self.log and self.low <= 0:
+                raise WslError(f"sweep space {key}: a log range needs low > 0 (got {self.low})")
+        if kind == "choice" and not self.choices:
+            raise WslError(f"sweep space {key}: choices is empty")
+
+
+@dataclass
+class SearchConfig:
+    algorithm: str = "optuna"  # optuna (ASHA-stopped trials told as pruned) | optuna-stock | random
+    num_samples: int = 24
+    max_concurrent: int = 2
+    seed: int = 0
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # dotted key -> value
+
+
+@dataclass
+class SchedulerConfig:
+    kind: str = "asha"  # asha | fifo (no early stopping)
+    max_t: int = 12  # epochs of a trial that is not stopped early
+    grace_period: int = 2
+    reduction_factor: int = 3
+
+
+@dataclass
+class ResourcesConfig:
+    cpus: float = 1.0
+    gpus: float | None = None  # None: 0.25 per trial when the cluster has GPUs, else 0
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"
+    zoo: str = "zoos/digits-cnn"
+    storage: str | None = None  # Ray Tune storage_path (shared storage on a cluster); default: results/<name>
+    objective: str = "0.5*rec_acc_ratio + 0.5*probe_r2"  # a weighted sum of METRICS, maximised
+    max_failures: int = 1  # retries of a crashing trial before it is recorded as errored
+    train: TrainConfig = field(default_factory=TrainConfig)
+    space: dict[str, dict[str, Param]] = field(default_factory=dict)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def __post_init__(self):
+        self.space = {
+            section: {name: _param(f"{section}.{name}", p) for name, p in group.items()}
+            for section, group in self.space.items()
+        }
+        if not NAME.match(self.name):
+            raise WslError(f"sweep name {self.name!r} must be a plain identifier (letters, digits, '-', '_')")
+        self.weights()
+        for key, param in self.params().items():
+            check_key(key)
+            param.check(key)
+        for point in self.search.points_to_evaluate:
+            for key in point:
+                if key not in self.params():
+                    raise WslError(f"search.points_to_evaluate names {key!r}, which is not in the sweep space")
+        self._check_choice(
+            "search.algorithm",
+            self.search.algorithm,
+            ("optuna", "optuna-stock", "random"),
+            "scheduler.kind",
+            self.scheduler.kind,
+            ("asha", "fifo"),
+        )
+        s = self.scheduler
+        if s.grace_period < 1 or s.max_t < s.grace_period:
+            raise WslError(f"scheduler.max_t={s.max_t} must be >= scheduler.grace_period={s.grace_period} >= 1")
+        if s.reduction_factor < 2:
+            raise WslError(f"scheduler.reduction_factor={s.reduction_factor} must be >= 2")
+        if self.search.num_samples < 1 or self.search.max_concurrent < 1:
+            raise WslError("search.num_samples and search.max_concurrent must be >= 1")
+        if self.resources.cpus <= 0 or (self.resources.gpus or 0) < 0:
+            raise WslError(f"resources cpus={self.resources.cpus} gpus={self.resources.gpus}: need cpus > 0, gpus >= 0")
+
+    @staticmethod
+    def _check_choice(*triples) -> None:
+        for key, value, allowed in zip(triples[::3], triples[1::3], triples[2::3], strict=True):
+            if value not in allowed:
+                raise WslError(f"{key}={value!r} is unknown; choose from {', '.join(allowed)}")
+
+    def weights(self) -> dict[str, float]:
+        """``"0.5*rec_acc_ratio + 0.5*probe_r2"`` -> ``{"rec_acc_ratio": 0.5, "probe_r2": 0.5}``."""
+        out: dict[str, float] = {}
+        for term in self.objective.replace(" ", "").split("+"):
+            weight, _, metric = term.rpartition("*")
+            if metric not in METRICS:
+                raise WslError(f"objective {self.objective!r}: metric {metric!r} is unknown; choose from {METRICS}")
+            try:
+                out[metric] = float(weight or 1.0)
+            except ValueError:
+                raise WslError(f"objective {self.objective!r}: weight {weight!r} is not a number") from None
+            if out[metric] <= 0:
+                raise WslError(f"objective {self.objective!r}: weights must be > 0")
+        return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """``search.points_to_evaluate`` completed: a searched key a point leaves out takes the base config's value."""
+        base = flatten(asdict(self.train))
+        searched = [k for k, p in self.params().items() if p.kind(k) != "fixed"]
+        return [{k: point.get(k, base[k]) for k in searched} for point in self.search.points_to_evaluate]
+
+    def params(self) -> dict[str, Param]:
+        """The space flattened to ``dotted key -> Param``."""
+        return {f"{section}.{name}": p for section, group in self.space.items() for name, p in group.items()}
+
+
+def _param(key: str, p) -> Param:
+    """OmegaConf leaves a Param nested two dicts deep as a plain dict; check its keys as it would."""
+    if isinstance(p, Param):
+        return p
+    if not isinstance(p, dict) or set(p) - {f.name for f in fields(Param)}:
+        raise WslError(
+            f"sweep space {key}: {p!r} is not a range, choice list or value; use keys low, high, log, integer, "
+            "choices or value"
+        )
+    return Param(**p)
+
+
+def check_key(key: str) -> None:
+    """A dotted ``section.field`` key must name a field of TrainConfig."""
+    node: Any = TrainConfig
+    for part in key.split("."):
+        names = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
+        if part not in names:
+            raise WslError(f"sweep space {key!r}: {part!r} is not a training config field; see sweeps/train.yaml")
+        node = names[part].default_factory() if callable(names[part].default_factory) else None
+
+
+def trial_config(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+    """``base`` with dotted ``values`` set; validated again as a whole (e.g. d_model vs heads)."""
+    tree = asdict(base)
+    for key, value in values.items():
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return from_dict(TrainConfig, tree)
+
+
+def from_dict(schema, tree: dict):
+    """Rebuild a nested dataclass from ``asdict`` output (runs each ``__post_init__``)."""
+    kwargs = {}
+    for f in fields(schema):
+        if f.name in tree:
+            sub = f.default_factory() if callable(f.default_factory) else None
+            kwargs[f.name] = from_dict(type(sub), tree[f.name]) if is_dataclass(sub) else tree[f.name]
+    return schema(**kwargs)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dict (e.g. ``asdict(TrainConfig)``) -> ``{"loss.beta": 0.1, ...}``: the table's config columns."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

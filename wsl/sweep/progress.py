@@ -1,0 +1,53 @@
+"""The live view of a running sweep: trial states and the best so far, one line per event.
+
+Tune's own reporter prints a box per trial result; with dozens of trials and
+ASHA stopping most of them that is pages of noise. This callback prints one
+line when a trial starts, is stopped, finishes or fails, each with the count
+of trials per state and the best objective so far.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from ray import tune
+from rich.console import Console
+
+console = Console()  # module-level: Tune pickles its callbacks, and a Console holds a lock
+
+
+class LiveView(tune.Callback):
+    def __init__(self, max_t: int):
+        self.max_t = max_t
+        self.states: dict[str, str] = {}
+        self.best = (-math.inf, "")
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._event(trial, "RUNNING", f"started {_params(trial.config)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if result.get("objective", -math.inf) > self.best[0]:
+            self.best = (result["objective"], trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        epochs = int(result.get("training_iteration", 0))
+        state = "STOPPED" if epochs < self.max_t else "TERMINATED"
+        verb = f"stopped by ASHA at epoch {epochs}" if state == "STOPPED" else "finished"
+        self._event(trial, state, f"{verb}: objective {result.get('objective', float('nan')):.3f}")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._event(trial, "ERROR", "failed (see its error in `wsl results NAME --where 'status == \"ERROR\"'`)")
+
+    def _event(self, trial, state: str, what: str) -> None:
+        self.states[trial.trial_id] = state
+        counts = " ".join(f"{k.lower()} {v}" for k, v in sorted(Counter(self.states.values()).items()))
+        best = f"best {self.best[0]:.3f} ({self.best[1]})" if self.best[1] else "best -"
+        console.print(f"[bold]{trial.trial_id}[/] {what}  [dim]| {counts} | {best}[/]", highlight=False)
+
+
+def _params(config: dict) -> str:
+    return " ".join(
+        f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}" for k, v in config.items()
+    )

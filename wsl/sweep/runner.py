@@ -1,0 +1,140 @@
+"""Run a sweep on Ray Tune: one trial = one ``wsl.train.train`` call, reporting every epoch.
+
+    driver: check config, load the zoo once -> ray.init (local, or --address / RAY_ADDRESS)
+            -> Tuner(OptunaSearch + ASHA, results-table callback) -> fit
+    trial:  TrainConfig = base + sampled values -> train(cfg, report) where report
+            adds the objective and hands metrics + checkpoint to ``tune.report``
+
+The zoo travels to the trials through Ray's object store (``tune.with_parameters``),
+not re-read from disk by each trial. A killed driver leaves ``results/NAME/tune``,
+which ``resume_sweep`` continues with ``Tuner.restore`` (searcher state included).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import ray
+import torch
+import yaml
+from ray import tune
+
+from wsl.errors import WslError
+from wsl.sweep import search
+from wsl.sweep.config import SweepConfig, flatten, from_dict, trial_config
+from wsl.sweep.progress import LiveView
+from wsl.sweep.table import ResultsTable
+from wsl.train import CHECKPOINT, TrainConfig, train
+from wsl.zoo.store import Zoo, load_zoo
+
+SWEEP_FILE = "sweep.yaml"
+
+
+def sweep_dir(root: Path, name: str) -> Path:
+    return Path(root) / name
+
+
+def experiment_path(cfg: SweepConfig, directory: Path) -> str:
+    """Where Tune keeps trial state and checkpoints: shared storage on a cluster, else the sweep directory."""
+    return f"{cfg.storage.rstrip('/')}/{cfg.name}" if cfg.storage else str(directory.resolve())
+
+
+def run_trial(config: dict, zoo: Zoo, base: dict, weights: dict[str, float], threads: int) -> None:
+    """One Tune trial. ``config`` holds the sampled dotted values; ``base`` the sweep's TrainConfig as a dict."""
+    torch.set_num_threads(threads)
+    cfg = trial_config(from_dict(TrainConfig, base), config)
+    restored = tune.get_checkpoint()
+    with tempfile.TemporaryDirectory() as out:
+        if restored is not None:
+            with restored.as_directory() as src:
+                shutil.copy(Path(src) / CHECKPOINT, Path(out) / CHECKPOINT)
+
+        def report(metrics: dict) -> None:
+            objective = sum(w * metrics[m] for m, w in weights.items())
+            tune.report({**metrics, "objective": objective}, checkpoint=tune.Checkpoint.from_directory(out))
+
+        train(replace(cfg, out=out), report, zoo=zoo, resume=restored is not None)
+
+
+def start_ray(address: str | None) -> None:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local Ray on this machine; quiet trial logs."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    # Checkpointing every epoch is the point (resume); Tune's warning about it is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    except ConnectionError as e:
+        raise WslError(
+            f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}. Is it running (`ray status`)? "
+            "Clusters started by Ray >= 2.52 use token authentication: set RAY_AUTH_MODE=token and provide the "
+            "cluster's token (~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+        ) from None
+
+
+def trial_base(cfg: SweepConfig) -> TrainConfig:
+    """The training config every trial starts from: ``scheduler.max_t`` epochs, no generation (promotion does it)."""
+    return replace(cfg.train, generate=0, optim=replace(cfg.train.optim, epochs=cfg.scheduler.max_t))
+
+
+def trainable(cfg: SweepConfig, zoo: Zoo):
+    gpus = cfg.resources.gpus
+    if gpus is None:
+        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    fn = tune.with_parameters(
+        run_trial, zoo=zoo, base=asdict(trial_base(cfg)), weights=cfg.weights(), threads=max(1, int(cfg.resources.cpus))
+    )
+    return tune.with_resources(fn, {"cpu": cfg.resources.cpus, "gpu": gpus})
+
+
+def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
+    return tune.RunConfig(
+        name="tune",
+        storage_path=experiment_path(cfg, directory),
+        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[
+            ResultsTable(directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t),
+            LiveView(cfg.scheduler.max_t),
+        ],
+        verbose=0,
+    )
+
+
+def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
+    """Start a new sweep; everything is checked before anything is written or started."""
+    directory = sweep_dir(root, cfg.name)
+    if directory.exists():
+        raise WslError(f"sweep {cfg.name!r} exists already at {directory}; pass --resume {cfg.name} or name=<new>")
+    zoo = load_zoo(cfg.zoo)
+    directory.mkdir(parents=True)
+    (directory / SWEEP_FILE).write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    start_ray(address)
+    tuner = tune.Tuner(
+        trainable(cfg, zoo),
+        param_space=search.tune_space(cfg),
+        tune_config=tune.TuneConfig(
+            search_alg=search.searcher(cfg, directory / "optuna.journal"),
+            scheduler=search.scheduler(cfg),
+            num_samples=cfg.search.num_samples,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=run_config(cfg, directory),
+    )
+    tuner.fit()
+    return directory
+
+
+def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
+    """Continue a sweep whose driver died: unfinished trials resume from their checkpoints."""
+    directory = sweep_dir(root, cfg.name)
+    path = f"{experiment_path(cfg, directory)}/tune"
+    if not tune.Tuner.can_restore(path):
+        raise WslError(f"sweep {cfg.name!r} has no Tune state at {path} to resume from")
+    zoo = load_zoo(cfg.zoo)
+    start_ray(address)
+    tune.Tuner.restore(path, trainable(cfg, zoo), resume_unfinished=True, resume_errored=False).fit()
+    return directory

@@ -1,0 +1,101 @@
+"""Who proposes trials and who stops them: Optuna (TPE) and ASHA, as Ray Tune objects.
+
+The one thing we change in Ray's ``OptunaSearch``: a trial that ASHA stopped
+at an early rung is told to the Optuna study as *pruned* (with the
+intermediate values it reported), not as *complete* with its truncated value.
+Stock Ray reports it complete, so TPE learns that "objective after 2 epochs"
+is a final outcome and ranks those configs among the worst, or, when the
+metric rises slowly, compares them with fully trained ones on an unequal
+footing. Optuna's TPE knows what a pruned trial is: it ranks it by the
+last step it reached, then by its value there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from wsl.sweep.config import Param, SweepConfig
+
+OBJECTIVE = "objective"
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that tells the study a trial stopped before ``max_t`` was pruned."""
+
+    def __init__(self, *args, max_t: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_t = max_t
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        stopped_early = result is not None and not error and result.get("training_iteration", self.max_t) < self.max_t
+        if not stopped_early or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+def tune_space(cfg: SweepConfig) -> dict:
+    """The sweep space as Ray Tune sampling domains, keyed by dotted config path."""
+    return {key: _domain(p) for key, p in cfg.params().items()}
+
+
+def _domain(p: Param):
+    kind = p.kind("")
+    if kind == "fixed":
+        return p.value
+    if kind == "choice":
+        return tune.choice(list(p.choices))
+    if p.integer:
+        return (tune.lograndint if p.log else tune.randint)(int(p.low), int(p.high) + 1)
+    return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
+
+
+def study_storage(path: Path) -> optuna.storages.JournalStorage:
+    """A journal file that optuna-dashboard opens; appends are file-locked, safe for one driver."""
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def searcher(cfg: SweepConfig, journal: Path):
+    """The search algorithm named by ``search.algorithm``, limited to ``search.max_concurrent`` trials."""
+    s = cfg.search
+    if s.algorithm == "random":
+        return tune.search.BasicVariantGenerator(
+            points_to_evaluate=cfg.points() or None, max_concurrent=s.max_concurrent, random_state=s.seed
+        )
+    kwargs = dict(
+        metric=OBJECTIVE,
+        mode="max",
+        seed=s.seed,
+        points_to_evaluate=cfg.points() or None,
+        sampler=optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(4, s.max_concurrent)),
+        study_name=cfg.name,
+        storage=study_storage(journal),
+    )
+    alg = (
+        PrunedAwareOptunaSearch(max_t=cfg.scheduler.max_t, **kwargs)
+        if s.algorithm == "optuna"
+        else OptunaSearch(**kwargs)
+    )
+    return ConcurrencyLimiter(alg, s.max_concurrent)
+
+
+def scheduler(cfg: SweepConfig):
+    """ASHA on the objective, rungs from ``grace_period`` up to ``max_t`` epochs; or none (FIFO)."""
+    s = cfg.scheduler
+    if s.kind == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=OBJECTIVE,
+        mode="max",
+        max_t=s.max_t,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
