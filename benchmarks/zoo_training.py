@@ -73,8 +73,10 @@ def main() -> None:
     loop_s = time.perf_counter() - t0
 
     n = args.models
-    print(f"\n{args.arch} on {args.task}: {arch.num_params} params/model, {n} models, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"\n{args.arch} on {args.task}: {arch.num_params} params/model, {n} models, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {torch.get_num_threads()} threads"
+    )
     print(f"{'mode':<10}{'seconds':>10}{'models/s':>12}{'mean test acc':>16}")
     print(f"{'loop':<10}{loop_s:>10.2f}{n / loop_s:>12.2f}{sum(loop_accs) / n:>16.3f}")
     print(f"{'batched':<10}{batched_s:>10.2f}{n / batched_s:>12.2f}{rows['test_acc'].mean():>16.3f}")

@@ -1,6 +1,7 @@
 """Sweeps end to end, driven through the ``wsl`` command on a real local Ray: Optuna + ASHA, the
 results table, a crashing trial, a killed driver and its resume, promotion, and joining a cluster."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pandas as pd
@@ -85,6 +87,26 @@ def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
     states = [t.state.name for t in optuna.load_study(study_name="s1", storage=storage).trials]
     assert states.count("PRUNED") == (trials["status"] == "STOPPED").sum()
     assert states.count("COMPLETE") == (trials["status"] == "TERMINATED").sum()
+
+
+def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
+    """What `optuna-dashboard results/NAME/optuna.journal` serves, asked through its WSGI app."""
+    from optuna_dashboard import wsgi
+
+    from wsl.sweep.search import study_storage
+
+    directory, _ = finished
+    app = wsgi(study_storage(directory / "optuna.journal"))
+
+    def get(path):
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+        setup_testing_defaults(environ)
+        return json.loads(b"".join(app(environ, lambda status, headers, *exc: None)))
+
+    (study,) = get("/api/studies")["study_summaries"]
+    states = [t["state"] for t in get(f"/api/studies/{study['study_id']}")["trials"]]
+    stopped = (pd.read_parquet(directory / "trials.parquet")["status"] == "STOPPED").sum()
+    assert study["study_name"] == "s1" and states.count("Pruned") == stopped
 
 
 def test_results_prints_the_top_trials(env, finished):
