@@ -1,4 +1,4 @@
-# `make demo` runs the main job, `make test` the test suite; both set up .venv first.
+# `make demo` runs the main job (the default zoo, then the default sweep), `make test` the test suite; both set up .venv first.
 # TORCH: the torch requirement installed before the project. The default takes the
 # CPU build; on a GPU machine use e.g. `make demo TORCH=torch` (your CUDA build).
 PY ?= python3
@@ -12,8 +12,11 @@ $(BIN)/wsl: pyproject.toml
 	touch $@
 
 .PHONY: demo test lint
+# Each demo is a new sweep (a name that exists already needs --resume); the zoo is built once.
+DEMO ?= demo-$(shell date +%Y%m%d-%H%M%S)
 demo: $(BIN)/wsl
 	$(BIN)/wsl zoo make
+	$(BIN)/wsl sweep name=$(DEMO)
 
 test: $(BIN)/wsl
 	$(BIN)/pytest

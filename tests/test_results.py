@@ -233,7 +233,7 @@ def test_render_default_columns_show_who_what_varies_and_metrics(trials):
         "sweep",
         "trial_id",
         "status",
-        "loss.beta",
+        "beta",
         "epochs",
         "objective",
         "rec_acc_ratio",
@@ -246,9 +246,18 @@ def test_render_default_columns_show_who_what_varies_and_metrics(trials):
 def test_render_formats_floats_and_missing_values(trials):
     table = render(query(trials, sort="beta", ascending=True), columns=["trial_id", "lr", "objective", "error"])
     cells = {str(c.header): list(c.cells) for c in table.columns}
-    assert cells["optim.lr"][0] == "1.00e-04"
+    assert cells["lr"][0] == "1.00e-04"
     assert cells["objective"][0] == "0.850"
     assert "-" in cells["objective"] and cells["error"][0] == "-"
+
+
+def test_render_keeps_the_full_name_where_the_short_one_is_ambiguous():
+    df = pd.DataFrame({"loss.temperature": [0.1, 0.2], "model.temperature": [1.0, 2.0], "optim.lr": [1e-3, 2e-3]})
+    assert headers(render(df, columns=["loss.temperature", "model.temperature", "lr"])) == [
+        "loss.temperature",
+        "model.temperature",
+        "lr",
+    ]
 
 
 def test_render_epochs_table_shows_epoch(root):

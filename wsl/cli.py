@@ -179,6 +179,12 @@ def sweep_run(args) -> None:
         directory = resume_sweep(cfg, results_root(), args.address)
     else:
         cfg = load_config("sweep", args.overrides, SweepConfig)
+        s = cfg.search
+        console.print(
+            f"sweep {cfg.name}: {s.num_samples} trials, {s.algorithm} + {cfg.scheduler.kind} (up to "
+            f"{cfg.scheduler.max_t} epochs each), {s.max_concurrent} at a time, objective {cfg.objective}",
+            soft_wrap=True,
+        )
         directory = run_sweep(cfg, results_root(), args.address)
     console.print(f"results in {directory}")
     _show_results(cfg.name)

@@ -299,16 +299,25 @@ def _varies(column: pd.Series) -> bool:
 def render(df: pd.DataFrame, columns: Sequence[str] | None = None, title: str | None = None) -> Table:
     """A rich table of ``df``: floats to 3 decimals (tiny ones in scientific notation), missing values as "-".
 
-    Cells wrap rather than being cut short, so a trial id stays whole in a narrow terminal.
+    Headers use the short names that ``where`` and ``sort`` accept (``beta`` for ``loss.beta``) to
+    keep the table narrow; cells wrap rather than being cut short, so a trial id stays whole.
     """
     shown = [resolve(df, c) for c in columns] if columns else default_columns(df)
     table = Table(title=title)
     for column in shown:
         numeric = pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column])
-        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+        table.add_column(_header(df, column), justify="right" if numeric else "left", overflow="fold")
     for row in df[shown].itertuples(index=False):
         table.add_row(*map(_cell, row))
     return table
+
+
+def _header(df: pd.DataFrame, column) -> str:
+    short = str(column).rsplit(".", 1)[-1]
+    try:
+        return short if resolve(df, short) == column else str(column)
+    except WslError:
+        return str(column)
 
 
 def _cell(value) -> str:

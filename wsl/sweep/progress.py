@@ -14,7 +14,7 @@ from collections import Counter
 from ray import tune
 from rich.console import Console
 
-console = Console()  # module-level: Tune pickles its callbacks, and a Console holds a lock
+console = Console(soft_wrap=True)  # module-level: Tune pickles its callbacks, and a Console holds a lock
 
 
 class LiveView(tune.Callback):

@@ -65,6 +65,8 @@ def start_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or None
     # Checkpointing every epoch is the point (resume); Tune's warning about it is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # With the legacy output engine, verbose=0 is silent: LiveView is the progress view.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     except ConnectionError as e:

@@ -69,6 +69,7 @@ def searcher(cfg: SweepConfig, journal: Path):
         return tune.search.BasicVariantGenerator(
             points_to_evaluate=cfg.points() or None, max_concurrent=s.max_concurrent, random_state=s.seed
         )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is noise next to LiveView
     kwargs = dict(
         metric=OBJECTIVE,
         mode="max",

@@ -264,8 +264,8 @@ def _conv(h: Tensor, w: Tensor, b: Tensor, layer: Layer) -> Tensor:
         bias = b.repeat_interleave(dense.shape[-1] // o, 1).unsqueeze(1)
         y = torch.baddbmm(bias, h.reshape(n, batch, -1), dense)
         if layer.pool:
-            side = out_hw // 2
-            return y.view(n, batch, o, side * side, 4).amax(-1).view(n, batch, o, side, side)
+            side = out_hw // 2  # max, not amax: its backward is a scatter, amax's several full-size passes
+            return y.view(n, batch, o, side * side, 4).max(-1).values.view(n, batch, o, side, side)
         return y.view(n, batch, o, out_hw, out_hw)
     y = F.conv2d(
         h.transpose(0, 1).reshape(batch, n * c, hw, hw),
