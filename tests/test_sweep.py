@@ -18,6 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WSL = [sys.executable, "-m", "wsl.cli"]
+RAY = str(Path(sys.executable).parent / "ray")
 
 
 def tiny(zoo, name, *more):
@@ -109,6 +110,13 @@ def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
     assert study["study_name"] == "s1" and states.count("Pruned") == stopped
 
 
+def test_the_live_view_prints_trial_events_not_tune_boxes(finished):
+    _, result = finished
+    events = [line for line in result.stdout.splitlines() if " | best " in line]
+    assert sum(" started " in line for line in events) >= 5 and any(" failed " in line for line in events)
+    assert "Configuration for experiment" not in result.stdout and "Trial status" not in result.stdout
+
+
 def test_results_prints_the_top_trials(env, finished):
     result = wsl(env, "results", "s1", "--where", "status == 'TERMINATED' and beta <= 1", "--columns", "trial_id,beta")
     assert result.returncode == 0, result.stderr
@@ -168,35 +176,43 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     assert (trials["status"].isin(["TERMINATED", "STOPPED"])).sum() >= 4
 
 
-def test_a_sweep_joins_a_separately_started_ray_cluster(env, small_zoo_path):
-    ray = str(Path(sys.executable).parent / "ray")
+@pytest.fixture
+def ray_head(env):
+    """A Ray head started apart from wsl (`ray start --head`), as on a cluster; stopped afterwards."""
     temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
     port = "6391"
     head = {**env, "RAY_ADDRESS": ""}
-    started = subprocess.run(
-        [
-            ray,
-            "start",
-            "--head",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            f"--temp-dir={temp}",
-        ],
-        capture_output=True,
-        text=True,
-        env=head,
-        timeout=120,
-    )
+    start = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+    ]
+    started = subprocess.run(start, capture_output=True, text=True, env=head, timeout=120)
     assert started.returncode == 0, started.stderr
     try:
-        client = {**env, "RAY_AUTH_MODE": "token"}  # the head made ~/.ray/auth_token; an explicit address needs this
-        result = wsl(
-            client, "sweep", *tiny(small_zoo_path, "c1", "search.num_samples=2"), "--address", f"127.0.0.1:{port}"
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        trials = pd.read_parquet(Path(env["WSL_RESULTS"]) / "c1" / "trials.parquet")
-        assert len(trials) == 2 and trials["status"].isin(["TERMINATED", "STOPPED"]).all()
+        yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=head, timeout=120)
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=head, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_sweep_joins_a_separately_started_ray_cluster(env, small_zoo_path, ray_head):
+    client = {**env, "RAY_AUTH_MODE": "token"}  # the head made ~/.ray/auth_token; an explicit address needs this
+    result = wsl(client, "sweep", *tiny(small_zoo_path, "c1", "search.num_samples=2"), "--address", ray_head)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_parquet(Path(env["WSL_RESULTS"]) / "c1" / "trials.parquet")
+    assert len(trials) == 2 and trials["status"].isin(["TERMINATED", "STOPPED"]).all()
+
+
+def test_a_multi_node_cluster_needs_shared_storage(env, small_zoo_path, ray_head):
+    client = {**env, "RAY_AUTH_MODE": "token"}
+    worker = [RAY, "start", f"--address={ray_head}", "--num-cpus=1"]
+    joined = subprocess.run(worker, capture_output=True, text=True, env=client, timeout=120)
+    assert joined.returncode == 0, joined.stderr
+    result = wsl(client, "sweep", *tiny(small_zoo_path, "m1"), "--address", ray_head)
+    assert result.returncode != 0 and "storage=" in result.stderr
+    assert not (Path(env["WSL_RESULTS"]) / "m1").exists()

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from wsl.errors import WslError
 
-console = Console()
+# Piped or logged, tables get 160 columns rather than rich's default 80, which folds every cell.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,7 +111,7 @@ class Data:
     tokens: torch.Tensor  # [R, T, W] normalised
     rows: dict[str, np.ndarray]  # split -> row indices
     probe_x: torch.Tensor  # [P, C, H, W]
-    target_logits: torch.Tensor  # [R, P, classes]: the original models on the probe set
+    target_logits: torch.Tensor | None  # [R, P, classes]: originals on the probe set, training rows (None: beta=1)
     activations: np.ndarray  # [R]
 
 
@@ -126,15 +126,27 @@ def prepare(zoo: Zoo, cfg: TrainConfig, device: str) -> Data:
     norm = Normalizer.fit(raw[rows["train"]], lay)
     acts = zoo.models["activation"].to_numpy()
     probe_x = probe_inputs(task, cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed).to(device)
-    weights = {k: v.to(device) for k, v in zoo.weights.items()}
-    with torch.no_grad():
-        target = torch.cat(
-            [
-                forward(zoo.arch, {k: v[s : s + 256] for k, v in weights.items()}, probe_x, list(acts[s : s + 256]))
-                for s in range(0, len(zoo), 256)
-            ]
-        )
+    target = None
+    if cfg.loss.beta < 1:  # seconds per run, so only when the loss reads it, and only for the rows it reads
+        train = rows["train"]
+        outputs = probe_outputs(zoo.select(np.isin(np.arange(len(zoo)), train)), probe_x, acts[train])
+        target = outputs.new_zeros(len(zoo), *outputs.shape[1:])
+        target[train] = outputs
     return Data(zoo, task, lay, norm, norm.normalize(raw, lay).to(device), rows, probe_x, target, acts)
+
+
+@torch.no_grad()
+def probe_outputs(zoo: Zoo, probe_x: torch.Tensor, activations: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    """Logits [R, P, classes] of every zoo row on the probe inputs, ``chunk`` models at a time."""
+    weights = {k: v.to(probe_x.device) for k, v in zoo.weights.items()}
+    return torch.cat(
+        [
+            forward(
+                zoo.arch, {k: v[s : s + chunk] for k, v in weights.items()}, probe_x, list(activations[s : s + chunk])
+            )
+            for s in range(0, len(zoo), chunk)
+        ]
+    )
 
 
 def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:

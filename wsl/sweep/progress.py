@@ -2,13 +2,15 @@
 
 Tune's own reporter prints a box per trial result; with dozens of trials and
 ASHA stopping most of them that is pages of noise. This callback prints one
-line when a trial starts, is stopped, finishes or fails, each with the count
-of trials per state and the best objective so far.
+line when a trial starts, is stopped, finishes or fails, each with the time
+since the sweep started, the count of trials per state and the best
+objective so far.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 
 from ray import tune
@@ -22,6 +24,7 @@ class LiveView(tune.Callback):
         self.max_t = max_t
         self.states: dict[str, str] = {}
         self.best = (-math.inf, "")
+        self.start = time.monotonic()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._event(trial, "RUNNING", f"started {_params(trial.config)}")
@@ -44,7 +47,11 @@ class LiveView(tune.Callback):
         self.states[trial.trial_id] = state
         counts = " ".join(f"{k.lower()} {v}" for k, v in sorted(Counter(self.states.values()).items()))
         best = f"best {self.best[0]:.3f} ({self.best[1]})" if self.best[1] else "best -"
-        console.print(f"[bold]{trial.trial_id}[/] {what}  [dim]| {counts} | {best}[/]", highlight=False)
+        minutes, seconds = divmod(int(time.monotonic() - self.start), 60)
+        console.print(
+            f"[dim]{minutes:>3}:{seconds:02d}[/] [bold]{trial.trial_id}[/] {what}  [dim]| {counts} | {best}[/]",
+            highlight=False,
+        )
 
 
 def _params(config: dict) -> str:

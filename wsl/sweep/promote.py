@@ -23,7 +23,7 @@ from wsl.config import config_dir, load_yaml
 from wsl.errors import WslError
 from wsl.model import Autoencoder, encode_all
 from wsl.sweep.config import SweepConfig, flatten, from_dict
-from wsl.sweep.runner import SWEEP_FILE, start_ray
+from wsl.sweep.runner import SWEEP_FILE, start_ray, trial_resources
 from wsl.sweep.table import TRIALS
 from wsl.train import CHECKPOINT, TrainConfig, prepare, reconstruction_per_model, train
 from wsl.zoo.store import Zoo, load_zoo
@@ -126,7 +126,8 @@ def promote(
     chosen = pick(trials, metric, trial, top_k)
     zoo = load_zoo(sweep.zoo)
     start_ray(address)
-    task = ray.remote(num_cpus=sweep.resources.cpus)(run_seed)
+    need = trial_resources(sweep)
+    task = ray.remote(num_cpus=need["cpu"], num_gpus=need["gpu"])(run_seed)
     zoo_ref = ray.put(zoo)
     rows = []
     for _, source in chosen.iterrows():

@@ -82,14 +82,29 @@ def trial_base(cfg: SweepConfig) -> TrainConfig:
     return replace(cfg.train, generate=0, optim=replace(cfg.train.optim, epochs=cfg.scheduler.max_t))
 
 
-def trainable(cfg: SweepConfig, zoo: Zoo):
+def check_storage(cfg: SweepConfig) -> None:
+    """On more than one node, trials checkpoint from workers: the head's sweep directory is out of their reach."""
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
+    if nodes > 1 and not cfg.storage:
+        raise WslError(
+            f"this Ray cluster has {nodes} nodes: set storage= to a place every node reaches "
+            "(storage=s3://BUCKET/wsl, storage=gs://BUCKET/wsl, or a shared mount); see cluster/README.md"
+        )
+
+
+def trial_resources(cfg: SweepConfig) -> dict[str, float]:
+    """CPUs and GPUs of one trial (or promoted seed); ``gpus: null`` means 0.25 when the cluster has GPUs now."""
     gpus = cfg.resources.gpus
     if gpus is None:
         gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    return {"cpu": cfg.resources.cpus, "gpu": gpus}
+
+
+def trainable(cfg: SweepConfig, zoo: Zoo):
     fn = tune.with_parameters(
         run_trial, zoo=zoo, base=asdict(trial_base(cfg)), weights=cfg.weights(), threads=max(1, int(cfg.resources.cpus))
     )
-    return tune.with_resources(fn, {"cpu": cfg.resources.cpus, "gpu": gpus})
+    return tune.with_resources(fn, trial_resources(cfg))
 
 
 def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
@@ -112,9 +127,10 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     if directory.exists():
         raise WslError(f"sweep {cfg.name!r} exists already at {directory}; pass --resume {cfg.name} or name=<new>")
     zoo = load_zoo(cfg.zoo)
+    start_ray(address)
+    check_storage(cfg)
     directory.mkdir(parents=True)
     (directory / SWEEP_FILE).write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    start_ray(address)
     tuner = tune.Tuner(
         trainable(cfg, zoo),
         param_space=search.tune_space(cfg),
@@ -122,6 +138,7 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
             search_alg=search.searcher(cfg, directory / "optuna.journal"),
             scheduler=search.scheduler(cfg),
             num_samples=cfg.search.num_samples,
+            reuse_actors=True,  # a trial ASHA stops after one epoch should not pay for a new process and imports
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=run_config(cfg, directory),
@@ -138,5 +155,6 @@ def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Pa
         raise WslError(f"sweep {cfg.name!r} has no Tune state at {path} to resume from")
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
+    check_storage(cfg)
     tune.Tuner.restore(path, trainable(cfg, zoo), resume_unfinished=True, resume_errored=False).fit()
     return directory
