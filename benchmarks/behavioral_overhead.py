@@ -2,6 +2,7 @@
 
     wsl zoo make                                   # once: the default zoo
     python benchmarks/behavioral_overhead.py       # ~1 min on 2 CPU cores
+    python benchmarks/behavioral_overhead.py --device cuda
 
 Times a full training step (both views, forward, backward, optimizer) with
 ``beta=1`` (no behavioral branch) and with ``beta=0.1`` at probe sizes 64,
@@ -17,24 +18,26 @@ import time
 import numpy as np
 import torch
 
+from wsl.device import pick_device
 from wsl.losses import LossConfig, LossScaler, combine
 from wsl.model import Autoencoder
 from wsl.train import TrainConfig, prepare, train_step
 from wsl.zoo.store import load_zoo
 
 
-def step_seconds(zoo, beta: float, probe_size: int, steps: int) -> float:
-    cfg = TrainConfig(device="cpu", loss=LossConfig(beta=beta, probe_size=probe_size))
-    data = prepare(zoo, cfg, "cpu")
+def step_seconds(zoo, beta: float, probe_size: int, steps: int, device: str) -> float:
+    cfg = TrainConfig(device=device, loss=LossConfig(beta=beta, probe_size=probe_size))
+    data = prepare(zoo, cfg, device)
     lay = data.lay
-    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions)
+    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-    scaler, gen = LossScaler(True), torch.Generator().manual_seed(0)
+    scaler, gen = LossScaler(True), torch.Generator(device=device).manual_seed(0)
     batch = data.rows["train"][: cfg.optim.batch_size]
+    positions = lay.positions.to(device)
     times = []
     for i in range(steps + 2):
         t0 = time.perf_counter()
-        parts = train_step(model, data, cfg, batch, lay.positions, gen)
+        parts = train_step(model, data, cfg, batch, positions, gen)
         behav = scaler("behav", parts["loss_behav"]) if "loss_behav" in parts else None
         loss = combine(
             cfg.loss, scaler("contrast", parts["loss_contrast"]), scaler("struct", parts["loss_struct"]), behav
@@ -42,6 +45,8 @@ def step_seconds(zoo, beta: float, probe_size: int, steps: int) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         if i >= 2:
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
@@ -51,14 +56,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="cpu (2 threads, the target's setting), cuda or auto")
     args = parser.parse_args()
+    device = pick_device(args.device)
     torch.set_num_threads(2)
     zoo = load_zoo(args.zoo)
-    base = step_seconds(zoo, 1.0, 256, args.steps)
+    print(f"device {device}")
+    base = step_seconds(zoo, 1.0, 256, args.steps, device)
     print(f"\n{'setting':<22}{'ms/step':>10}{'ratio':>8}")
     print(f"{'beta=1 (structure)':<22}{base * 1e3:>10.1f}{1.0:>8.2f}")
     for probe in (64, 256, 1024):
-        t = step_seconds(zoo, 0.1, probe, args.steps)
+        t = step_seconds(zoo, 0.1, probe, args.steps, device)
         print(f"{f'beta=0.1 probe={probe}':<22}{t * 1e3:>10.1f}{t / base:>8.2f}")
     print("target: ratio <= 1.15 at probe 256")
 

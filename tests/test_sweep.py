@@ -71,6 +71,13 @@ def test_a_sweep_writes_one_row_per_trial_and_per_epoch(finished):
     assert {"loss.beta", "tokens.width", "rec_acc_ratio", "probe_r2", "best_objective"} <= set(trials.columns)
 
 
+def test_epoch_rows_record_when_they_arrived(finished):
+    directory, _ = finished
+    epochs = pd.read_parquet(directory / "epochs.parquet").sort_values(["trial_id", "epoch"])
+    assert epochs.groupby("trial_id")["reported_at"].apply(lambda t: t.is_monotonic_increasing).all()
+    assert epochs["reported_at"].max() - epochs["reported_at"].min() < 600
+
+
 def test_a_crashing_trial_is_recorded_as_errored_and_the_sweep_goes_on(finished):
     directory, result = finished
     trials = pd.read_parquet(directory / "trials.parquet")

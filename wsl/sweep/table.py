@@ -5,11 +5,15 @@ rewrites ``trials.parquet`` / ``epochs.parquet`` atomically after every
 change (``wsl.results.write_parquet``), so ``wsl results`` can read them
 while the sweep runs. On resume it starts from the rows on disk: a trial
 that finished before the driver died keeps its row. Columns: DESIGN.md
-(results table) and ``wsl.results``.
+(results table) and ``wsl.results``; epoch rows also carry ``reported_at``
+(Unix seconds when the driver received them), because the file is sorted by
+trial and a search's progress ("best so far after N trial-epochs") needs
+the order in which results came in.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +75,7 @@ class ResultsTable(tune.Callback):
             "sweep": self.sweep,
             "trial_id": trial.trial_id,
             **metrics,
+            "reported_at": time.time(),
         }
         self._update(trial, "RUNNING", {**metrics, "wall_time_s": result.get("time_total_s", float("nan"))})
 
