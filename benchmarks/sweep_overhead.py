@@ -1,14 +1,20 @@
 """How much wall time does the sweep machinery add on top of the trials' own training?
 
 Runs one real `wsl sweep` (local Ray, random search, FIFO: every trial runs
-all its epochs) of N identical-length trials and compares its wall time with
-the ideal: the sum of the trials' own training time (their epochs' `time_s`,
-training plus per-epoch evaluation) divided by the concurrency. The
-difference is Ray's start, trial start-up (shipping the zoo, building
-tokens), reporting, checkpointing every epoch and the results table.
+all its epochs) of N trials and compares its wall time with the ideal: the
+sum of the trials' own training time (their epochs' `time_s`, training plus
+per-epoch evaluation) divided by the concurrency. The difference is Ray's
+start, trial start-up (shipping the zoo, building tokens and behavioral
+targets), reporting, checkpointing every epoch and the results table.
 
-    python benchmarks/sweep_overhead.py                      # 6 trials of ~35 s, 2 at a time: about 3 min
-    python benchmarks/sweep_overhead.py --trials 8 --epochs 10
+The knobs that set a trial's cost (probe size, token width) are pinned, so
+that trials take about the same time: with the default space's mix (24-45 s
+per trial) a slot also idles while the last long trial finishes, which is
+packing, not machinery (`--mixed` measures that too).
+
+    python benchmarks/sweep_overhead.py                        # 6 trials of ~40 s, 2 at a time: about 3 min
+    python benchmarks/sweep_overhead.py --trials 12            # about 4 min
+    python benchmarks/sweep_overhead.py --trials 12 --mixed    # the default space's trial lengths
 
 Target (issue 4): overhead <= 15% for trials of 30 s or more.
 """
@@ -32,6 +38,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trial (about 6 s each on one core)")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--mixed", action="store_true", help="keep the default space's probe sizes and widths")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as root:
@@ -45,6 +52,7 @@ def main() -> None:
             "scheduler.kind=fifo",
             f"scheduler.max_t={args.epochs}",
             "scheduler.grace_period=1",
+            *([] if args.mixed else ["space.loss.probe_size.choices=[256]", "space.tokens.width.choices=[32]"]),
         ]
         env = {**os.environ, "WSL_RESULTS": root, "RAY_ADDRESS": ""}
         start = time.perf_counter()
@@ -57,6 +65,7 @@ def main() -> None:
     rows = [
         ("trials x epochs", f"{len(per_trial)} x {args.epochs}"),
         ("concurrency", args.concurrency),
+        ("trial lengths", "mixed (default space)" if args.mixed else "pinned: probe 256, width 32"),
         ("trial training time, mean (s)", f"{per_trial.mean():.1f}"),
         ("sum of training / concurrency (s)", f"{ideal:.1f}"),
         ("sweep wall time, whole command (s)", f"{wall:.1f}"),

@@ -42,6 +42,14 @@ def test_dense_and_grouped_convolutions_agree(monkeypatch):
     torch.testing.assert_close(forward(arch, params, x, "relu"), dense, rtol=1e-4, atol=1e-5)
 
 
+def test_pooling_is_the_same_with_and_without_autograd():
+    arch = ARCHES["cnn-digits"]
+    params = population(arch)
+    x = torch.randn(3, *arch.in_shape, generator=torch.Generator().manual_seed(2))
+    tracked = forward(arch, {k: v.clone().requires_grad_() for k, v in params.items()}, x, "relu")
+    assert torch.equal(tracked.detach(), forward(arch, params, x, "relu"))
+
+
 def test_each_model_gets_only_its_own_gradient():
     arch = ARCHES["cnn-digits"]
     params = {k: v.requires_grad_() for k, v in population(arch).items()}

@@ -1,5 +1,7 @@
 """One training run: reports DESIGN.md's metrics every epoch, learns, checkpoints, resumes."""
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import torch
@@ -7,7 +9,8 @@ import torch
 from wsl.errors import WslError
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
-from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, train
+from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, prepare, train
+from wsl.zoo.store import load_zoo
 
 EPOCH_METRICS = {
     "loss",
@@ -66,6 +69,17 @@ def test_beta_one_skips_the_behavioral_branch(small_zoo_path, tmp_path):
     reports = []
     train(config(small_zoo_path, tmp_path / "b", beta=1.0), reports.append)
     assert all(pd.isna(r["loss_behav"]) for r in reports)
+
+
+def test_a_memo_computes_the_behavioral_targets_once_per_probe_set(small_zoo_path, tmp_path):
+    zoo, memo = load_zoo(small_zoo_path), {}
+    cfg = config(small_zoo_path, tmp_path)
+    first = prepare(zoo, cfg, "cpu", memo)
+    again = prepare(zoo, cfg, "cpu", memo)
+    other = prepare(zoo, replace(cfg, loss=replace(cfg.loss, probe_size=16)), "cpu", memo)
+    assert again.target_logits is first.target_logits
+    assert torch.equal(first.target_logits, prepare(zoo, cfg, "cpu").target_logits)
+    assert other.target_logits.shape[1] == 16 and len(memo) == 2
 
 
 def test_resume_continues_after_the_last_checkpoint(run, small_zoo_path):

@@ -115,7 +115,13 @@ class Data:
     activations: np.ndarray  # [R]
 
 
-def prepare(zoo: Zoo, cfg: TrainConfig, device: str) -> Data:
+def prepare(zoo: Zoo, cfg: TrainConfig, device: str, memo: dict | None = None) -> Data:
+    """Tokens, splits, normaliser and the behavioral targets of ``zoo`` for ``cfg``.
+
+    ``memo``: where to keep the targets (the originals' probe outputs, seconds
+    to compute on a CPU) for the next call on the same zoo with the same probe
+    set; a sweep worker running many trials of one sweep passes one dict.
+    """
     task = load_task(zoo.task)
     lay = layout(zoo.arch, cfg.tokens.width)
     raw = tokenize(zoo.weights, lay)
@@ -128,11 +134,21 @@ def prepare(zoo: Zoo, cfg: TrainConfig, device: str) -> Data:
     probe_x = probe_inputs(task, cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed).to(device)
     target = None
     if cfg.loss.beta < 1:  # seconds per run, so only when the loss reads it, and only for the rows it reads
-        train = rows["train"]
-        outputs = probe_outputs(zoo.select(np.isin(np.arange(len(zoo)), train)), probe_x, acts[train])
-        target = outputs.new_zeros(len(zoo), *outputs.shape[1:])
-        target[train] = outputs
+        key = (str(zoo.path), len(zoo), cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed, device)
+        target = memo.pop(key, None) if memo is not None else None  # re-inserted below: newest last
+        if target is None:
+            target = behavioral_targets(zoo, rows["train"], probe_x, acts)
+        if memo is not None:
+            memo[key] = target
     return Data(zoo, task, lay, norm, norm.normalize(raw, lay).to(device), rows, probe_x, target, acts)
+
+
+def behavioral_targets(zoo: Zoo, train: np.ndarray, probe_x: torch.Tensor, activations: np.ndarray) -> torch.Tensor:
+    """[R, P, classes]: the ``train`` rows' logits on the probe set, zeros elsewhere (the loss reads no other)."""
+    outputs = probe_outputs(zoo.select(np.isin(np.arange(len(zoo)), train)), probe_x, activations[train])
+    target = outputs.new_zeros(len(zoo), *outputs.shape[1:])
+    target[train] = outputs
+    return target
 
 
 @torch.no_grad()
@@ -160,11 +176,20 @@ def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:
     return real if kind == "train" else noise
 
 
-def train(cfg: TrainConfig, report: Callable[[dict], None], zoo: Zoo | None = None, resume: bool = False) -> dict:
-    """Train, calling ``report(metrics)`` once per epoch; returns the final metrics (with generation)."""
+def train(
+    cfg: TrainConfig,
+    report: Callable[[dict], None],
+    zoo: Zoo | None = None,
+    resume: bool = False,
+    memo: dict | None = None,
+) -> dict:
+    """Train, calling ``report(metrics)`` once per epoch; returns the final metrics (with generation).
+
+    ``zoo``: already loaded (else read from ``cfg.zoo``); ``memo``: see ``prepare``.
+    """
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    data = prepare(zoo if zoo is not None else load_zoo(cfg.zoo), cfg, device)
+    data = prepare(zoo if zoo is not None else load_zoo(cfg.zoo), cfg, device, memo)
     lay = data.lay
     model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
