@@ -155,7 +155,8 @@ def test_promote_runs_the_best_trial_over_seeds_and_links_back(env, finished):
     (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
     best = trials[trials["status"].isin(["TERMINATED", "STOPPED"])].sort_values("best_objective").iloc[-1]
     assert row["source_trial"] == best["trial_id"] and row["seeds"] == 2 and row["rec_acc_ratio_std"] >= 0
-    assert (Path(env["WSL_CONFIG_DIR"]) / "promoted" / f"s1-{best['trial_id']}.yaml").is_file()
+    config = Path(env["WSL_CONFIG_DIR"]) / "promoted" / f"s1-{best['trial_id']}.yaml"
+    assert config.read_text() == (directory / "promoted" / best["trial_id"] / "config.yaml").read_text()
     models = pd.read_parquet(directory / "promoted" / best["trial_id"] / "models.parquet")
     assert set(models["seed"]) == {0, 1} and {"test_acc", "rec_acc", "emb_x", "emb_y"} <= set(models.columns)
 

@@ -1,7 +1,8 @@
 """Promote a sweep's best trial: its full config as YAML, then final runs at full budget over several seeds.
 
 trials.parquet --pick (best by a metric | a named trial | top-k)--> TrainConfig
-    -> sweeps/promoted/<sweep>-<trial>.yaml   (`wsl train --config promoted/<sweep>-<trial>` re-runs it)
+    -> sweeps/promoted/<sweep>-<trial>.yaml   (`wsl train --config promoted/<sweep>-<trial>` re-runs it;
+                                                a copy in results/<sweep>/promoted/<trial>/config.yaml)
     -> one Ray task per seed (parallel on a cluster)  -> results/<sweep>/promoted/<trial>/seed-<k>/
     -> a PROMOTED row in trials.parquet (mean and spread over seeds, linked by ``source_trial``)
        and promoted/<trial>/models.parquet (per held-out model, for the report)
@@ -74,20 +75,27 @@ def promoted_config(row: pd.Series, base: TrainConfig, epochs: int, out: Path) -
     return replace(cfg, out=str(out), generate=base.generate, optim=replace(cfg.optim, epochs=epochs))
 
 
-def write_yaml(cfg: TrainConfig, sweep: str, trial: str) -> Path:
-    """``sweeps/promoted/<sweep>-<trial>.yaml``: a complete training config, with the command that runs it."""
+def write_yaml(cfg: TrainConfig, sweep: str, trial: str, out: Path) -> Path:
+    """``sweeps/promoted/<sweep>-<trial>.yaml``: a complete training config, with the command that runs it.
+
+    A copy goes to ``out/config.yaml``, next to the final runs: under ``ray job submit`` the
+    config dir is the job's temporary working directory, and the results are what users fetch.
+    """
     name = f"{sweep}-{trial}"
     path = config_dir() / "promoted" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Promoted from trial {trial} of sweep {sweep}.\n#\n#   wsl train --config promoted/{name}\n#\n"
-    path.write_text(header + yaml.safe_dump(asdict(replace(cfg, name=name, out=f"runs/{name}")), sort_keys=False))
+    text = header + yaml.safe_dump(asdict(replace(cfg, name=name, out=f"runs/{name}")), sort_keys=False)
+    for file in (path, Path(out) / "config.yaml"):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
     return path
 
 
 def run_seed(cfg: TrainConfig, zoo: Zoo) -> tuple[dict, pd.DataFrame]:
     """One final run; its final metrics and, per held-out test model, accuracies and a 2-D embedding."""
-    final = train(cfg, lambda metrics: None, zoo=zoo)
-    data = prepare(zoo, cfg, "cpu")
+    memo: dict = {}  # the behavioral targets, computed once for training and evaluation
+    final = train(cfg, lambda metrics: None, zoo=zoo, memo=memo)
+    data = prepare(zoo, cfg, "cpu", memo)
     lay = data.lay
     model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions)
     model.load_state_dict(torch.load(Path(cfg.out) / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
@@ -134,7 +142,7 @@ def promote(
         tid = source["trial_id"]
         out = directory / "promoted" / tid
         cfg = promoted_config(source, sweep.train, epochs or sweep.train.optim.epochs, out)
-        config_file = write_yaml(cfg, name, tid)
+        config_file = write_yaml(cfg, name, tid, out)
         runs = ray.get([task.remote(replace(cfg, seed=s, out=str(out / f"seed-{s}")), zoo_ref) for s in range(seeds)])
         results.write_parquet(out / "models.parquet", pd.concat([frame for _, frame in runs]))
         rows.append(aggregate(source, [final for final, _ in runs], out, config_file))
