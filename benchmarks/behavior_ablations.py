@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wsl.device import pick_device
 from wsl.evaluate import run_models
 from wsl.losses import LossConfig
 from wsl.model import Autoencoder, ModelConfig
@@ -81,7 +82,7 @@ def one_run(job: dict) -> dict:
 @torch.no_grad()
 def diagnose(cfg: TrainConfig) -> dict[str, float]:
     """``acc_corr`` and ``sameness`` (see the module docstring) of the trained run in ``cfg.out``."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device("auto")
     data = prepare(load_zoo(cfg.zoo), cfg, device)
     lay = data.lay
     model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)

@@ -134,35 +134,32 @@ def prepare(zoo: Zoo, cfg: TrainConfig, device: str, memo: dict | None = None) -
     probe_x = probe_inputs(task, cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed).to(device)
     target = None
     if cfg.loss.beta < 1:  # seconds per run, so only when the loss reads it, and only for the rows it reads
+        memo = {} if memo is None else memo
         key = (str(zoo.path), len(zoo), cfg.loss.probe_size, cfg.loss.probe_inputs, cfg.seed, device)
-        target = memo.pop(key, None) if memo is not None else None  # re-inserted below: newest last
+        target = memo.pop(key, None)  # re-inserted below: newest last
         if target is None:
             target = behavioral_targets(zoo, rows["train"], probe_x, acts)
-        if memo is not None:
-            memo[key] = target
+        memo[key] = target
     return Data(zoo, task, lay, norm, norm.normalize(raw, lay).to(device), rows, probe_x, target, acts)
 
 
-def behavioral_targets(zoo: Zoo, train: np.ndarray, probe_x: torch.Tensor, activations: np.ndarray) -> torch.Tensor:
-    """[R, P, classes]: the ``train`` rows' logits on the probe set, zeros elsewhere (the loss reads no other)."""
-    outputs = probe_outputs(zoo.select(np.isin(np.arange(len(zoo)), train)), probe_x, activations[train])
+@torch.no_grad()
+def behavioral_targets(
+    zoo: Zoo, train: np.ndarray, probe_x: torch.Tensor, activations: np.ndarray, chunk: int = 256
+) -> torch.Tensor:
+    """[R, P, classes]: the ``train`` rows' logits on the probe set, ``chunk`` models at a time; zeros elsewhere
+    (the loss reads no other row)."""
+    weights = {k: v[train].to(probe_x.device) for k, v in zoo.weights.items()}
+    acts = activations[train]
+    outputs = torch.cat(
+        [
+            forward(zoo.arch, {k: v[s : s + chunk] for k, v in weights.items()}, probe_x, list(acts[s : s + chunk]))
+            for s in range(0, len(train), chunk)
+        ]
+    )
     target = outputs.new_zeros(len(zoo), *outputs.shape[1:])
     target[train] = outputs
     return target
-
-
-@torch.no_grad()
-def probe_outputs(zoo: Zoo, probe_x: torch.Tensor, activations: np.ndarray, chunk: int = 256) -> torch.Tensor:
-    """Logits [R, P, classes] of every zoo row on the probe inputs, ``chunk`` models at a time."""
-    weights = {k: v.to(probe_x.device) for k, v in zoo.weights.items()}
-    return torch.cat(
-        [
-            forward(
-                zoo.arch, {k: v[s : s + chunk] for k, v in weights.items()}, probe_x, list(activations[s : s + chunk])
-            )
-            for s in range(0, len(zoo), chunk)
-        ]
-    )
 
 
 def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:
