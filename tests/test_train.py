@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -58,6 +59,13 @@ def test_final_metrics_add_baseline_and_generation(run):
     _, _, final = run
     assert {"baseline_r2", "baseline_tau", "gen_acc", "gen_novelty", "noise_acc", "avg_acc"} <= set(final)
     assert 0 <= final["gen_acc"] <= 1 and final["gen_novelty"] > 0
+
+
+def test_final_metrics_probe_the_extra_targets_epoch_and_generalisation_gap(run):
+    _, _, final = run
+    extra = {"probe_r2_epoch", "probe_tau_epoch", "probe_r2_gap", "probe_tau_gap"}
+    assert extra <= set(final)
+    assert all(np.isfinite(final[k]) for k in extra)
 
 
 def test_structural_loss_falls(run):

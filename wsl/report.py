@@ -550,7 +550,7 @@ def _promoted(directory: Path, promoted: pd.DataFrame) -> list[Section]:
 
 
 def _metrics_table(row: pd.Series) -> str:
-    names = [*METRIC_COLUMNS, "gen_acc", "gen_novelty", "baseline_r2", "baseline_tau"]
+    names = [*METRIC_COLUMNS, "probe_r2_epoch", "probe_r2_gap", "gen_acc", "gen_novelty", "baseline_r2", "baseline_tau"]
     cells = []
     for metric in names:
         value = row.get(metric)

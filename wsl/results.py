@@ -71,6 +71,10 @@ NOT_CONFIG = {
     "gen_novelty",
     "baseline_r2",
     "baseline_tau",
+    "probe_r2_epoch",
+    "probe_tau_epoch",
+    "probe_r2_gap",
+    "probe_tau_gap",
 }
 SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}

@@ -32,6 +32,7 @@ from wsl.zoo.store import Zoo, load_zoo
 from wsl.zoo.tasks import Task, load_task
 
 CHECKPOINT = "checkpoint.pt"
+EXTRA_TARGETS = ("epoch", "gap")  # probed at the end of a run: probe_r2_epoch, probe_tau_gap, ...
 
 
 @dataclass
@@ -271,7 +272,7 @@ def evaluate_epoch(model: Autoencoder, data: Data, positions) -> dict[str, float
     val = data.tokens[data.rows["val"]]
     val_struct = float(struct_loss(model(val, positions)[0], val, mask))
     rec = reconstruction(model, data, positions)
-    probe = embedding_probe(model, data, positions)
+    probe = embedding_probe(model, data, positions)["test_acc"]
     return {"val_loss_struct": val_struct, **rec, "probe_r2": probe["r2"], "probe_tau": probe["tau"]}
 
 
@@ -301,18 +302,32 @@ def reconstruction_per_model(model: Autoencoder, data: Data, positions) -> dict[
     return {"row": rows, "test_acc": test_acc, "rec_acc": rec["acc"], "agreement": rec["agreement"]}
 
 
-def embedding_probe(model: Autoencoder, data: Data, positions, target: str = "test_acc") -> dict[str, float]:
+def embedding_probe(
+    model: Autoencoder, data: Data, positions, targets: tuple[str, ...] = ("test_acc",)
+) -> dict[str, dict[str, float]]:
+    """The ridge probe of the embeddings for each target: ``test_acc``, ``epoch`` or ``gap``.
+
+    ``gap`` is the generalisation gap, train minus test accuracy: with the
+    checkpoint's epoch, the field's extra probe targets.
+    """
     emb = encode_all(model, data.tokens, positions).double().cpu().numpy()
-    y = data.zoo.models[target].to_numpy()
-    return ev.ridge_probe({s: emb[r] for s, r in data.rows.items()}, {s: y[r] for s, r in data.rows.items()})
+    features = {s: emb[r] for s, r in data.rows.items()}
+    models = data.zoo.models
+    out = {}
+    for target in targets:
+        y = (models["train_acc"] - models["test_acc"] if target == "gap" else models[target]).to_numpy()
+        out[target] = ev.ridge_probe(features, {s: y[r] for s, r in data.rows.items()})
+    return out
 
 
 def evaluate_final(model: Autoencoder, data: Data, positions, cfg: TrainConfig) -> dict[str, float]:
-    """End-of-run extras: the weight-statistics baseline and, if asked, generation."""
+    """End-of-run extras: the weight-statistics baseline, the probe's extra targets and, if asked, generation."""
     stats = ev.weight_statistics(data.zoo.weights)
     y = data.zoo.models["test_acc"].to_numpy()
     base = ev.ridge_probe({s: stats[r] for s, r in data.rows.items()}, {s: y[r] for s, r in data.rows.items()})
     out = {"baseline_r2": base["r2"], "baseline_tau": base["tau"]}
+    for target, probe in embedding_probe(model, data, positions, EXTRA_TARGETS).items():
+        out[f"probe_r2_{target}"], out[f"probe_tau_{target}"] = probe["r2"], probe["tau"]
     if cfg.generate > 0:
         out.update(generation(model, data, positions, cfg.generate, cfg.seed))
     return out

@@ -21,6 +21,7 @@ import yaml
 
 from wsl import results
 from wsl.config import config_dir, load_yaml
+from wsl.device import pick_device
 from wsl.errors import WslError
 from wsl.model import Autoencoder, encode_all
 from wsl.sweep.config import SweepConfig, flatten, from_dict
@@ -35,6 +36,10 @@ FINAL = (
     "rec_agreement",
     "probe_r2",
     "probe_tau",
+    "probe_r2_epoch",
+    "probe_tau_epoch",
+    "probe_r2_gap",
+    "probe_tau_gap",
     "val_loss_struct",
     "gen_acc",
     "gen_novelty",
@@ -95,12 +100,14 @@ def run_seed(cfg: TrainConfig, zoo: Zoo) -> tuple[dict, pd.DataFrame]:
     """One final run; its final metrics and, per held-out test model, accuracies and a 2-D embedding."""
     memo: dict = {}  # the behavioral targets, computed once for training and evaluation
     final = train(cfg, lambda metrics: None, zoo=zoo, memo=memo)
-    data = prepare(zoo, cfg, "cpu", memo)
+    device = pick_device(cfg.device)  # where train ran, so the memo's targets are reused
+    data = prepare(zoo, cfg, device, memo)
     lay = data.lay
-    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions)
-    model.load_state_dict(torch.load(Path(cfg.out) / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
-    per = reconstruction_per_model(model, data, lay.positions)
-    emb = encode_all(model, data.tokens[per["row"]], lay.positions).double().numpy()
+    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
+    model.load_state_dict(torch.load(Path(cfg.out) / CHECKPOINT, map_location=device, weights_only=True)["model"])
+    positions = lay.positions.to(device)
+    per = reconstruction_per_model(model, data, positions)
+    emb = encode_all(model, data.tokens[per["row"]], positions).double().cpu().numpy()
     centred = emb - emb.mean(0)
     xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T  # PCA to 2-D
     frame = pd.DataFrame(
