@@ -222,7 +222,16 @@ def promote_run(args) -> None:
         address=args.address,
     ):
         table = Table(title=f"promoted {row['source_trial']} of {args.name}", show_header=False)
-        for key in ("rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "gen_acc", "baseline_r2"):
+        for key in (
+            "rec_acc_ratio",
+            "rec_agreement",
+            "probe_r2",
+            "probe_tau",
+            "probe_r2_epoch",
+            "probe_r2_gap",
+            "gen_acc",
+            "baseline_r2",
+        ):
             table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
         table.add_row("config", row["config_file"])
         console.print(table)

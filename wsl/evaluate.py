@@ -3,6 +3,8 @@
 - ``ridge_probe``: closed-form ridge (float64, unpenalised bias) from features
   to a target, regularisation chosen by validation R² over a log grid, scored
   on the test split as R² and Kendall tau (the field reports both).
+- ``probe_target``: what a probe predicts: test accuracy, or the field's
+  extra targets, the checkpoint's epoch and the generalisation gap.
 - ``weight_statistics``: per-tensor mean, variance and quantiles: the strong
   baseline that embeddings must be compared with.
 - ``run_models``: test accuracy of decoded models and their agreement with
@@ -53,6 +55,13 @@ def ridge_probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray])
     pred = _predict(x["test"], _fit_ridge(x["train"], y["train"], best))
     tau = kendalltau(y["test"], pred).statistic
     return {"r2": r2_score(y["test"], pred), "tau": float(np.nan_to_num(tau)), "alpha": float(best)}
+
+
+def probe_target(models, target: str) -> np.ndarray:
+    """[R] ``target`` of each row of a zoo's models table: ``test_acc``, ``epoch`` or ``gap`` (train - test acc)."""
+    if target == "gap":
+        return (models["train_acc"] - models["test_acc"]).to_numpy()
+    return models[target].to_numpy()
 
 
 def weight_statistics(weights: dict[str, Tensor]) -> np.ndarray:

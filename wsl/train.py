@@ -312,10 +312,9 @@ def embedding_probe(
     """
     emb = encode_all(model, data.tokens, positions).double().cpu().numpy()
     features = {s: emb[r] for s, r in data.rows.items()}
-    models = data.zoo.models
     out = {}
     for target in targets:
-        y = (models["train_acc"] - models["test_acc"] if target == "gap" else models[target]).to_numpy()
+        y = ev.probe_target(data.zoo.models, target)
         out[target] = ev.ridge_probe(features, {s: y[r] for s, r in data.rows.items()})
     return out
 

@@ -1,0 +1,60 @@
+"""wsl.evaluate: the probe, the weight-statistics baseline and the generation measures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wsl import evaluate as ev
+
+
+def split(x: np.ndarray, y: np.ndarray) -> tuple[dict, dict]:
+    """Rows 0-59 train, 60-79 val, 80-99 test."""
+    cuts = {"train": slice(0, 60), "val": slice(60, 80), "test": slice(80, 100)}
+    return {s: x[c] for s, c in cuts.items()}, {s: y[c] for s, c in cuts.items()}
+
+
+def test_ridge_probe_recovers_a_linear_target():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 5))
+    probe = ev.ridge_probe(*split(x, x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 4.0))
+    assert probe["r2"] > 0.999 and probe["tau"] > 0.99
+
+
+def test_ridge_probe_finds_nothing_in_features_unrelated_to_the_target():
+    rng = np.random.default_rng(0)
+    probe = ev.ridge_probe(*split(rng.normal(size=(100, 5)), rng.normal(size=100)))
+    assert probe["r2"] < 0.2 and abs(probe["tau"]) < 0.3
+
+
+def test_r2_is_one_for_a_perfect_prediction_and_zero_for_the_mean():
+    y = np.array([1.0, 2.0, 4.0])
+    assert ev.r2_score(y, y) == 1.0
+    assert ev.r2_score(y, np.full(3, y.mean())) == pytest.approx(0.0)
+
+
+def test_weight_statistics_are_mean_variance_and_quantiles_per_tensor():
+    w = torch.arange(10.0).view(2, 5)  # two rows of one tensor
+    stats = ev.weight_statistics({"layers.0.weight": w, "layers.0.bias": -w})
+    assert stats.shape == (2, 14)
+    np.testing.assert_allclose(stats[0, :7], [2.0, 2.5, 0.0, 1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(stats[1, 7:9], [-7.0, 2.5])
+
+
+def test_the_generalisation_gap_target_is_train_minus_test_accuracy():
+    models = pd.DataFrame({"train_acc": [0.9, 0.8], "test_acc": [0.7, 0.8], "epoch": [5, 10]})
+    np.testing.assert_allclose(ev.probe_target(models, "gap"), [0.2, 0.0])
+    np.testing.assert_array_equal(ev.probe_target(models, "epoch"), [5, 10])
+
+
+def test_a_model_of_the_pool_is_at_distance_zero_from_it():
+    pool = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    distances = ev.nearest_distance(torch.cat([pool[1:2], pool[1:2] + 1.0]), pool)
+    assert distances[0] == 0.0 and distances[1] > 0
+
+
+def test_kde_samples_are_seeded_and_shaped_like_the_embeddings():
+    embeddings = np.random.default_rng(0).normal(size=(30, 4))
+    first, again = ev.kde_sample(embeddings, 8, seed=1), ev.kde_sample(embeddings, 8, seed=1)
+    assert first.shape == (8, 4)
+    np.testing.assert_array_equal(first, again)
