@@ -15,7 +15,7 @@ search's table (every trial runs to the end) it also prints how well the
 objective at ASHA's first rung ranks the final one: what ASHA relies on.
 
     python benchmarks/search_efficiency.py                     # 12 trials x 6 epochs, 2 seeds: about 50 min
-    python benchmarks/search_efficiency.py --seeds 3 --trials 16
+    python benchmarks/search_efficiency.py --seeds 3 --trials 24   # the figures in RESULTS.md: about 95 min
     python benchmarks/search_efficiency.py --grace 2 --rf 2   # later first rung, gentler stopping
 
 Target (issue 4): reach random search's best objective with <= 40% of its trial-epochs.
