@@ -310,20 +310,19 @@ def embedding_probe(
     ``gap`` is the generalisation gap, train minus test accuracy: with the
     checkpoint's epoch, the field's extra probe targets.
     """
-    emb = encode_all(model, data.tokens, positions).double().cpu().numpy()
-    features = {s: emb[r] for s, r in data.rows.items()}
-    out = {}
-    for target in targets:
-        y = ev.probe_target(data.zoo.models, target)
-        out[target] = ev.ridge_probe(features, {s: y[r] for s, r in data.rows.items()})
-    return out
+    features = _by_split(encode_all(model, data.tokens, positions).double().cpu().numpy(), data)
+    return {t: ev.ridge_probe(features, _by_split(ev.probe_target(data.zoo.models, t), data)) for t in targets}
+
+
+def _by_split(values: np.ndarray, data: Data) -> dict[str, np.ndarray]:
+    """values [R, ...] -> split name -> that split's rows, as the probes take them."""
+    return {s: values[r] for s, r in data.rows.items()}
 
 
 def evaluate_final(model: Autoencoder, data: Data, positions, cfg: TrainConfig) -> dict[str, float]:
     """End-of-run extras: the weight-statistics baseline, the probe's extra targets and, if asked, generation."""
-    stats = ev.weight_statistics(data.zoo.weights)
-    y = data.zoo.models["test_acc"].to_numpy()
-    base = ev.ridge_probe({s: stats[r] for s, r in data.rows.items()}, {s: y[r] for s, r in data.rows.items()})
+    stats = _by_split(ev.weight_statistics(data.zoo.weights), data)
+    base = ev.ridge_probe(stats, _by_split(ev.probe_target(data.zoo.models, "test_acc"), data))
     out = {"baseline_r2": base["r2"], "baseline_tau": base["tau"]}
     for target, probe in embedding_probe(model, data, positions, EXTRA_TARGETS).items():
         out[f"probe_r2_{target}"], out[f"probe_tau_{target}"] = probe["r2"], probe["tau"]
