@@ -15,8 +15,10 @@ search's table (every trial runs to the end) it also prints how well the
 objective at ASHA's first rung ranks the final one: what ASHA relies on.
 
     python benchmarks/search_efficiency.py                     # 12 trials x 6 epochs, 2 seeds: about 50 min
-    python benchmarks/search_efficiency.py --seeds 3 --trials 24   # the figures in RESULTS.md: about 95 min
+    python benchmarks/search_efficiency.py --seeds 3 --trials 24   # RESULTS.md's first table: about 95 min
+    python benchmarks/search_efficiency.py --trials 24 --max-t 18 --grace 2   # rungs 2, 6, 18: about 45 min a seed
     python benchmarks/search_efficiency.py --grace 2 --rf 2   # later first rung, gentler stopping
+    python benchmarks/search_efficiency.py --keep /tmp/se   # keep the tables: WSL_RESULTS=/tmp/se wsl results 'wsl-*'
 
 Target (issue 4): reach random search's best objective with <= 40% of its trial-epochs.
 """
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +100,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--grace", type=int, default=1, help="ASHA's first rung (epochs)")
     parser.add_argument("--rf", type=int, default=3, help="ASHA's reduction factor")
+    parser.add_argument("--keep", help="write the sweeps' tables under this folder (default: a temporary one)")
     args = parser.parse_args()
 
     rows = []
-    with tempfile.TemporaryDirectory() as root:
+    with nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as root:
         for seed in range(args.seeds):
             runs = {search: run(search, seed, args, root) for search in SEARCHES}
             random_running_best = np.maximum.accumulate(runs["random"]["objective"].to_numpy())
