@@ -69,6 +69,11 @@ def epochs_to_reach(epochs: pd.DataFrame, target: float) -> int | None:
     return int(hits[0]) + 1 if len(hits) else None
 
 
+def full_trials(epochs: pd.DataFrame) -> pd.DataFrame:
+    """The objective of every trial that ran every epoch: [trials, epochs], one column per epoch."""
+    return epochs.pivot(index="trial_id", columns="epoch", values="objective").dropna()
+
+
 def rung_rank_correlation(epochs: pd.DataFrame, rung: int) -> float:
     """Spearman correlation, across trials that ran every epoch, of the objective at ``rung`` and at the last epoch.
 
@@ -76,7 +81,7 @@ def rung_rank_correlation(epochs: pd.DataFrame, rung: int) -> float:
     there predicts leading at the end. Random search runs every trial to the
     end, so its table measures exactly that.
     """
-    wide = epochs.pivot(index="trial_id", columns="epoch", values="objective").dropna()
+    wide = full_trials(epochs)
     return float(wide[rung].corr(wide[wide.columns.max()], method="spearman"))
 
 
@@ -87,7 +92,7 @@ def winner_rank_at(epochs: pd.DataFrame, rung: int) -> tuple[int, int]:
     below that would have been stopped there: a good rank correlation
     overall does not guarantee that the very best trial survives.
     """
-    wide = epochs.pivot(index="trial_id", columns="epoch", values="objective").dropna()
+    wide = full_trials(epochs)
     winner = wide[wide.columns.max()].idxmax()
     return int(wide[rung].rank(ascending=False)[winner]), len(wide)
 
