@@ -58,7 +58,11 @@ def run(search: str, seed: int, args, root: str) -> pd.DataFrame:
         *SEARCHES[search],
     ]
     env = {**os.environ, "WSL_RESULTS": root, "RAY_ADDRESS": ""}
-    subprocess.run([sys.executable, "-m", "wsl.cli", "sweep", *overrides], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "wsl.cli", "sweep", *overrides], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:  # e.g. --keep on a folder that has this sweep already: say what wsl said
+        sys.exit(f"wsl sweep {name} failed (exit {done.returncode}):\n{done.stderr.strip()}")
     epochs = pd.read_parquet(Path(root) / name / "epochs.parquet")
     return epochs.sort_values("reported_at", kind="stable", ignore_index=True)
 
