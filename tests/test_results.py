@@ -60,7 +60,10 @@ def root(tmp_path):
     b = [trial("paper-b", 0, 0.05, 0.85, 0.85), trial("paper-b", 1, 0.7, 0.6, 0.5)]
     write_parquet(tmp_path / "paper-a" / "trials.parquet", a)
     write_parquet(tmp_path / "paper-b" / "trials.parquet", b)
-    epochs = [{"sweep": "paper-a", "trial_id": "paper-a-0", "epoch": e, "objective": e / 4} for e in range(1, 5)]
+    epochs = [
+        {"sweep": "paper-a", "trial_id": "paper-a-0", "epoch": e, "objective": e / 4, "reported_at": 1e9 + e}
+        for e in range(1, 5)
+    ]
     write_parquet(tmp_path / "paper-a" / "epochs.parquet", epochs)
     (tmp_path / "starting").mkdir()
     return tmp_path
@@ -243,6 +246,28 @@ def test_render_default_columns_show_who_what_varies_and_metrics(trials):
     assert table.row_count == 6
 
 
+def promoted(source: dict, gen_acc: float) -> dict:
+    """A PROMOTED row as ``wsl promote`` appends it: the source's config, end-of-run metrics, provenance."""
+    return {
+        **source,
+        "trial_id": f"{source['trial_id']}-promoted",
+        "status": "PROMOTED",
+        "source_trial": source["trial_id"],
+        "seeds": 3,
+        "config_file": f"sweeps/promoted/{source['trial_id']}.yaml",
+        "gen_acc": gen_acc,
+        "noise_acc": gen_acc / 2,
+        "baseline_r2": gen_acc + 0.1,
+        "probe_r2_gap": gen_acc - 0.5,
+    }
+
+
+def test_render_default_columns_leave_out_promoted_rows_metrics_and_provenance(trials):
+    top2 = [promoted(trials.iloc[i].to_dict(), 0.6 + i / 10) for i in (0, 1)]
+    table = render(query(pd.concat([trials, pd.DataFrame(top2)], ignore_index=True)), title="t")
+    assert headers(table)[3:5] == ["beta", "epochs"]
+
+
 def test_render_formats_floats_and_missing_values(trials):
     table = render(query(trials, sort="beta", ascending=True), columns=["trial_id", "lr", "objective", "error"])
     cells = {str(c.header): list(c.cells) for c in table.columns}
@@ -260,7 +285,7 @@ def test_render_keeps_the_full_name_where_the_short_one_is_ambiguous():
     ]
 
 
-def test_render_epochs_table_shows_epoch(root):
+def test_render_epochs_table_shows_epoch_not_arrival_time(root):
     assert headers(render(load("paper-a", "epochs", root=root))) == ["trial_id", "epoch", "objective"]
 
 

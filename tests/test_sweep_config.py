@@ -29,6 +29,7 @@ def test_named_sweeps_and_overrides_compose():
         ("+space.loss.gamma.choices=[1,2]", "exactly one of"),
         ("space.loss.probe_size.choices=[]", "choices is empty"),
         ("objective=0.5*accuracy", "metric 'accuracy' is unknown"),
+        ("objective=val_loss_struct", "'val_loss_struct' is a loss .* the objective is maximised"),
         ("scheduler.max_t=0", "must be >= scheduler.grace_period"),
         ("name=../evil", "plain identifier"),
         ("search.algorithm=grid", "search.algorithm='grid' is unknown"),

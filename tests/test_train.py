@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from wsl import metrics
 from wsl.errors import WslError
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
@@ -53,6 +54,11 @@ def test_reports_every_design_metric_once_per_epoch(run):
     _, reports, _ = run
     assert [r["epoch"] for r in reports] == [1, 2]
     assert all(set(r) == EPOCH_METRICS for r in reports)
+
+
+def test_every_name_a_run_reports_is_listed_in_wsl_metrics(run):
+    _, reports, final = run
+    assert set(reports[-1]) == set(metrics.EPOCH) and set(final) == {*metrics.EPOCH, *metrics.END}
 
 
 def test_final_metrics_add_baseline_and_generation(run):

@@ -232,7 +232,8 @@ def promote_run(args) -> None:
             "gen_acc",
             "baseline_r2",
         ):
-            table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
+            if key in row:  # gen_acc only when the runs generate models
+                table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
         table.add_row("config", row["config_file"])
         console.print(table)
 

@@ -37,45 +37,25 @@ from rich.table import Table
 from rich.text import Text
 
 from wsl.errors import WslError
+from wsl.metrics import BEST, END, EPOCH
 
 TABLES = ("trials", "epochs")
-METRICS = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")  # shown by default, in this order
-NOT_CONFIG = {
+SHOWN = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")  # metrics shown by default, in this order
+BOOKKEEPING = (
     "sweep",
     "trial_id",
     "status",
-    "epoch",
-    "loss",
-    "loss_struct",
-    "loss_contrast",
-    "loss_behav",
-    "val_loss_struct",
-    "rec_acc",
-    "rec_acc_ratio",
-    "rec_agreement",
-    "probe_r2",
-    "probe_tau",
-    "time_s",
-    "objective",
-    "best_objective",
-    "best_rec_acc_ratio",
-    "best_probe_r2",
     "epochs",
     "stopped_early",
     "wall_time_s",
     "checkpoint",
     "error",
+    "reported_at",
     "source_trial",
     "seeds",
-    "gen_acc",
-    "gen_novelty",
-    "baseline_r2",
-    "baseline_tau",
-    "probe_r2_epoch",
-    "probe_tau_epoch",
-    "probe_r2_gap",
-    "probe_tau_gap",
-}
+    "config_file",
+)  # who, state and provenance: written by wsl.sweep.table and wsl.sweep.promote
+NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, "objective", *(f"best_{m}" for m in BEST)}
 SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
 # In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
@@ -293,7 +273,7 @@ def default_columns(df: pd.DataFrame) -> list[str]:
         ids.insert(0, "sweep")
     config = [c for c in df.columns if c not in NOT_CONFIG and not str(c).endswith("_std") and _varies(df[c])]
     progress = ["epochs"] if "epochs" in df.columns else ["epoch"] if "epoch" in df.columns else []
-    return [*ids, *config, *progress, *(m for m in METRICS if m in df.columns)]
+    return [*ids, *config, *progress, *(m for m in SHOWN if m in df.columns)]
 
 
 def _varies(column: pd.Series) -> bool:

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from wsl.errors import WslError
+from wsl.metrics import SCORES
 from wsl.train import TrainConfig
 
-METRICS = ("rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau", "val_loss_struct")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -84,7 +84,7 @@ class SweepConfig:
     name: str = "default"
     zoo: str = "zoos/digits-cnn"
     storage: str | None = None  # Ray Tune storage_path (shared storage on a cluster); default: results/<name>
-    objective: str = "0.5*rec_acc_ratio + 0.5*probe_r2"  # a weighted sum of METRICS, maximised
+    objective: str = "0.5*rec_acc_ratio + 0.5*probe_r2"  # a weighted sum of wsl.metrics.SCORES, maximised
     max_failures: int = 1  # retries of a crashing trial before it is recorded as errored
     train: TrainConfig = field(default_factory=TrainConfig)
     space: dict[str, dict[str, Param]] = field(default_factory=dict)
@@ -136,8 +136,10 @@ class SweepConfig:
         out: dict[str, float] = {}
         for term in self.objective.replace(" ", "").split("+"):
             weight, _, metric = term.rpartition("*")
-            if metric not in METRICS:
-                raise WslError(f"objective {self.objective!r}: metric {metric!r} is unknown; choose from {METRICS}")
+            if metric not in SCORES:
+                why = "a loss (lower is better) and the objective is maximised" if "loss" in metric else "unknown"
+                choices = ", ".join(SCORES)
+                raise WslError(f"objective {self.objective!r}: metric {metric!r} is {why}; choose from {choices}")
             try:
                 out[metric] = float(weight or 1.0)
             except ValueError:

@@ -23,6 +23,7 @@ from wsl import results
 from wsl.config import config_dir, load_yaml
 from wsl.device import pick_device
 from wsl.errors import WslError
+from wsl.metrics import END, SCORES
 from wsl.model import Autoencoder, encode_all
 from wsl.sweep.config import SweepConfig, flatten, from_dict
 from wsl.sweep.runner import SWEEP_FILE, start_ray, trial_resources
@@ -30,24 +31,7 @@ from wsl.sweep.table import TRIALS
 from wsl.train import CHECKPOINT, TrainConfig, prepare, reconstruction_per_model, train
 from wsl.zoo.store import Zoo, load_zoo
 
-FINAL = (
-    "rec_acc",
-    "rec_acc_ratio",
-    "rec_agreement",
-    "probe_r2",
-    "probe_tau",
-    "probe_r2_epoch",
-    "probe_tau_epoch",
-    "probe_r2_gap",
-    "probe_tau_gap",
-    "val_loss_struct",
-    "gen_acc",
-    "gen_novelty",
-    "noise_acc",
-    "avg_acc",
-    "baseline_r2",
-    "baseline_tau",
-)
+FINAL = (*SCORES, "val_loss_struct", *END)  # averaged over seeds into the PROMOTED row, where reported
 
 
 def pick(trials: pd.DataFrame, metric: str, trial: str | None, top_k: int) -> pd.DataFrame:
@@ -172,7 +156,7 @@ def aggregate(source: pd.Series, finals: list[dict], out: Path, config_file: Pat
         checkpoint=str(out),
         config_file=str(config_file),
     )
-    for key in FINAL:
+    for key in (k for k in FINAL if k in finals[0]):  # gen_* only when the runs generate models
         values = np.array([f[key] for f in finals], dtype=float)
         row[key], row[f"{key}_std"] = float(values.mean()), float(values.std())
     return row

@@ -19,26 +19,12 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
+from wsl.metrics import BEST, EPOCH
 from wsl.results import write_parquet
 from wsl.sweep.config import flatten
 
 TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
-BEST = ("objective", "rec_acc_ratio", "probe_r2")
-EPOCH_METRICS = (
-    "epoch",
-    "loss",
-    "loss_struct",
-    "loss_contrast",
-    "loss_behav",
-    "val_loss_struct",
-    "rec_acc",
-    "rec_acc_ratio",
-    "rec_agreement",
-    "probe_r2",
-    "probe_tau",
-    "time_s",
-    "objective",
-)
+EPOCH_METRICS = (*EPOCH, "objective")
 
 
 class ResultsTable(tune.Callback):

@@ -1,0 +1,49 @@
+"""A promoted row: the source trial's config and, per metric the final runs reported, mean and spread over seeds."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from wsl.sweep.promote import aggregate
+
+SOURCE = pd.Series({"sweep": "s", "trial_id": "t1", "loss.beta": 0.1, "objective": 0.7, "status": "TERMINATED"})
+
+
+def final(seed: int, generate: bool) -> dict:
+    """What ``wsl.train.train`` returns at the end of a run (made-up values)."""
+    metrics = {
+        "epoch": 12,
+        "rec_acc": 0.8 + seed / 100,
+        "rec_acc_ratio": 0.95 + seed / 100,
+        "rec_agreement": 0.5,
+        "probe_r2": 0.4,
+        "probe_tau": 0.3,
+        "val_loss_struct": 0.1,
+        "probe_r2_epoch": 0.2,
+        "probe_tau_epoch": 0.2,
+        "probe_r2_gap": 0.1,
+        "probe_tau_gap": 0.1,
+        "baseline_r2": 0.6,
+        "baseline_tau": 0.5,
+    }
+    if generate:
+        metrics.update(gen_acc=0.7, gen_novelty=3.0, noise_acc=0.6, noise_novelty=3.0, avg_acc=0.1, avg_novelty=1.0)
+    return metrics
+
+
+def test_a_promoted_row_keeps_the_trials_config_and_links_back():
+    row = aggregate(SOURCE, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
+    assert row["loss.beta"] == 0.1 and row["source_trial"] == "t1" and row["status"] == "PROMOTED"
+    assert row["trial_id"] == "t1-promoted" and row["seeds"] == 2 and row["epochs"] == 12
+
+
+def test_a_promoted_row_holds_mean_and_spread_over_seeds():
+    row = aggregate(SOURCE, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
+    assert row["rec_acc_ratio"] == pytest.approx(0.955) and row["rec_acc_ratio_std"] == pytest.approx(0.005)
+    assert row["gen_acc"] == pytest.approx(0.7) and row["noise_novelty_std"] == 0.0
+
+
+def test_runs_that_generate_nothing_promote_without_generation_columns():
+    row = aggregate(SOURCE, [final(0, False), final(1, False)], Path("out"), Path("promoted.yaml"))
+    assert "gen_acc" not in row and row["baseline_r2"] == pytest.approx(0.6)

@@ -1,0 +1,45 @@
+"""The names of what a training run reports: the results table's metric columns (DESIGN.md, Metrics).
+
+One list, read by the table writer, the objective check, promotion and the
+queries, so that a new metric in ``wsl.train`` is one edit here. Names only,
+no imports: every layer may read it.
+"""
+
+EPOCH = (
+    "epoch",
+    "loss",
+    "loss_struct",
+    "loss_contrast",
+    "loss_behav",
+    "val_loss_struct",
+    "rec_acc",
+    "rec_acc_ratio",
+    "rec_agreement",
+    "probe_r2",
+    "probe_tau",
+    "time_s",
+)
+"""Reported every epoch through ``report(metrics)``; one row per epoch in ``epochs.parquet``."""
+
+SCORES = ("rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau")
+"""The epoch metrics that judge a run, higher is better: what a sweep's objective may weigh."""
+
+END = (
+    "probe_r2_epoch",
+    "probe_tau_epoch",
+    "probe_r2_gap",
+    "probe_tau_gap",
+    "baseline_r2",
+    "baseline_tau",
+    "gen_acc",
+    "gen_novelty",
+    "noise_acc",
+    "noise_novelty",
+    "avg_acc",
+    "avg_novelty",
+)
+"""Reported once, at the end of a run: the probe's extra targets, the weight-statistics
+baseline and, when the run generates models, generation beside its two baselines."""
+
+BEST = ("objective", "rec_acc_ratio", "probe_r2")
+"""Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""
