@@ -2,7 +2,7 @@
 
 The one thing we change in Ray's ``OptunaSearch``: a trial that ASHA stopped
 at an early rung is told to the Optuna study as *pruned* (with the
-intermediate values it reported), not as *complete* with its truncated value.
+values it reported, up to the rung's), not as *complete* with its truncated value.
 Stock Ray reports it complete, so TPE learns that "objective after 2 epochs"
 is a final outcome and ranks those configs among the worst, or, when the
 metric rises slowly, compares them with fully trained ones on an unequal
@@ -37,7 +37,11 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         stopped_early = result is not None and not error and result.get("training_iteration", self.max_t) < self.max_t
         if not stopped_early or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
-        self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+        trial = self._ot_trials[trial_id]
+        # Tune passes the result that made ASHA stop the trial to on_trial_complete only, never to
+        # on_trial_result: report it, so the study ranks the trial by its value at the rung it reached.
+        trial.report(result[self.metric], result["training_iteration"])
+        self._ot_study.tell(trial, state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 
 
