@@ -97,17 +97,6 @@ def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
     assert states.count("COMPLETE") == (trials["status"] == "TERMINATED").sum()
 
 
-def test_a_pruned_trial_is_ranked_by_its_value_at_the_rung_asha_stopped_it(finished):
-    directory, _ = finished
-    stopped = pd.read_parquet(directory / "trials.parquet").query("status == 'STOPPED'")
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))
-    )
-    pruned = [t for t in optuna.load_study(study_name="s1", storage=storage).trials if t.state.name == "PRUNED"]
-    last = sorted(max(t.intermediate_values.items()) for t in pruned)
-    assert last == sorted(zip(stopped["epochs"], stopped["objective"], strict=True)) and len(last) > 0
-
-
 def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
     """What `optuna-dashboard results/NAME/optuna.journal` serves, asked through its WSGI app."""
     from optuna_dashboard import wsgi
