@@ -11,7 +11,7 @@ from wsl import metrics
 from wsl.errors import WslError
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
-from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, prepare, train
+from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, generation_population, prepare, train
 from wsl.zoo.store import load_zoo
 
 EPOCH_METRICS = {
@@ -120,3 +120,15 @@ def test_token_width_below_one_is_named():
 
     with pytest.raises(WslError, match="tokens.width"):
         TrainConfig(tokens=TokenConfig(width=0))
+
+
+def test_generation_stays_within_the_best_models_activation_function():
+    """The weights do not say which activation a network runs: generating across several would break it."""
+    models = pd.DataFrame(
+        {
+            "test_acc": [0.90, 0.95, 0.50, 0.97, 0.80, 0.85, 0.96],
+            "activation": ["relu", "tanh", "tanh", "relu", "tanh", "relu", "gelu"],
+        }
+    )
+    top, act = generation_population(models, np.array([0, 1, 2, 3, 4, 5]))
+    assert act == "relu" and list(top) == [3, 0]

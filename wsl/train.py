@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from wsl import evaluate as ev
@@ -331,9 +332,25 @@ def evaluate_final(model: Autoencoder, data: Data, positions, cfg: TrainConfig) 
     return out
 
 
+def generation_population(models: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, str]:
+    """The best 30% (at least 2) of ``rows`` that share the best model's activation function; that function.
+
+    A network is its weights *and* its activation function, and the weights do
+    not say which: a tanh network run with GELU is broken. So generation (the
+    KDE, the anchors, both baselines) stays within one activation, the best model's.
+    """
+    acc = models["test_acc"].to_numpy()
+    act = models["activation"].to_numpy()
+    best = act[rows[np.argmax(acc[rows])]]
+    same = rows[act[rows] == best]
+    return same[np.argsort(-acc[same])][: max(2, int(0.3 * len(same)))], str(best)
+
+
 @torch.no_grad()
 def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> dict[str, float]:
-    """Decode KDE samples of the best 30% training models' embeddings; accuracy and novelty beside two baselines.
+    """Decode KDE samples of the best training models' embeddings; accuracy and novelty beside two baselines.
+
+    The best models: those of ``generation_population`` at the last epoch.
 
     Baselines: a random top training model plus Gaussian noise of the same
     per-tensor scale as the generated models' distance, and the mean of the top
@@ -342,7 +359,8 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
     models = data.zoo.models
     train = data.rows["train"]
     last = train[models["epoch"].to_numpy()[train] == models["epoch"].max()]
-    top = last[np.argsort(-models["test_acc"].to_numpy()[last])][: max(2, int(0.3 * len(last)))]
+    top, act = generation_population(models, last)
+    acts = [act] * n
     model.eval()
     z = model.encode(data.tokens[top], positions)  # [k, T, latent]
     emb = z.mean(1).cpu().numpy()
@@ -351,7 +369,6 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
     anchor = z[torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed))]
     latents = anchor - anchor.mean(1, keepdim=True) + samples[:, None, :]
     gen_params = detokenize(data.norm.denormalize(model.decode(latents, positions), data.lay), data.lay)
-    acts = list(data.activations[top[0:1]]) * n
     pool = ev.flatten({k: v[last] for k, v in data.zoo.weights.items()}).to(z.device)
     generated = ev.flatten(gen_params)
     gen_novelty = ev.nearest_distance(generated, pool)
