@@ -19,6 +19,7 @@ objective at ASHA's first rung ranks the final one: what ASHA relies on.
     python benchmarks/search_efficiency.py --trials 24 --max-t 18 --grace 2   # rungs 2, 6, 18: about 45 min a seed
     python benchmarks/search_efficiency.py --grace 2 --rf 2   # later first rung, gentler stopping
     python benchmarks/search_efficiency.py --first-seed 2 --searches wsl   # more seeds, without stock
+    python benchmarks/search_efficiency.py --rf 4 --searches wsl --random-from /tmp/se   # other ASHA, same random runs
     python benchmarks/search_efficiency.py --keep /tmp/se   # keep the tables: WSL_RESULTS=/tmp/se wsl results 'wsl-*'
 
 Target (issue 4): reach random search's best objective with <= 40% of its trial-epochs.
@@ -64,8 +65,26 @@ def run(search: str, seed: int, args, root: str) -> pd.DataFrame:
     )
     if done.returncode != 0:  # e.g. --keep on a folder that has this sweep already: say what wsl said
         sys.exit(f"wsl sweep {name} failed (exit {done.returncode}):\n{done.stderr.strip()}")
-    epochs = pd.read_parquet(Path(root) / name / "epochs.parquet")
+    return arrival_order(pd.read_parquet(Path(root) / name / "epochs.parquet"))
+
+
+def arrival_order(epochs: pd.DataFrame) -> pd.DataFrame:
     return epochs.sort_values("reported_at", kind="stable", ignore_index=True)
+
+
+def random_reference(seed: int, args, root: str) -> pd.DataFrame:
+    """Random search's epochs table: run, or read from ``--random-from`` (ASHA's settings do not change it)."""
+    if not args.random_from:
+        return run("random", seed, args, root)
+    path = Path(args.random_from) / f"random-{seed}" / "epochs.parquet"
+    if not path.is_file():
+        sys.exit(f"--random-from: {path} does not exist (keep a run's tables with --keep)")
+    epochs = pd.read_parquet(path)
+    if len(epochs) != args.trials * args.max_t:
+        sys.exit(
+            f"--random-from: {path} has {len(epochs)} trial-epochs, not --trials x --max-t = {args.trials * args.max_t}"
+        )
+    return arrival_order(epochs)
 
 
 def epochs_to_reach(epochs: pd.DataFrame, target: float) -> int | None:
@@ -118,13 +137,17 @@ def main() -> None:
     )
     parser.add_argument("--grace", type=int, default=1, help="ASHA's first rung (epochs)")
     parser.add_argument("--rf", type=int, default=3, help="ASHA's reduction factor")
+    parser.add_argument(
+        "--random-from", help="read random search's tables from this --keep folder instead of running it"
+    )
     parser.add_argument("--keep", help="write the sweeps' tables under this folder (default: a temporary one)")
     args = parser.parse_args()
 
     rows = []
     with nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as root:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            runs = {search: run(search, seed, args, root) for search in dict.fromkeys(["random", *args.searches])}
+            runs = {"random": random_reference(seed, args, root)}
+            runs.update({search: run(search, seed, args, root) for search in args.searches if search != "random"})
             random_running_best = np.maximum.accumulate(runs["random"]["objective"].to_numpy())
             target = random_running_best[-1]
             for search, epochs in runs.items():
