@@ -16,6 +16,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from wsl.sweep.search import study_storage
+
 REPO = Path(__file__).resolve().parents[1]
 WSL = [sys.executable, "-m", "wsl.cli"]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -95,10 +97,7 @@ def test_a_crashing_trial_is_recorded_as_errored_and_the_sweep_goes_on(finished)
 def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
     directory, _ = finished
     trials = pd.read_parquet(directory / "trials.parquet")
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))
-    )
-    study = optuna.load_study(study_name="s1", storage=storage)
+    study = optuna.load_study(study_name="s1", storage=study_storage(directory / "optuna.journal"))
     stopped = trials[trials["status"] == "STOPPED"]
     pruned = study.get_trials(states=[optuna.trial.TrialState.PRUNED])
     assert len(stopped) >= 1 and len(pruned) == len(stopped)
@@ -110,8 +109,6 @@ def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
 def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
     """What `optuna-dashboard results/NAME/optuna.journal` serves, asked through its WSGI app."""
     from optuna_dashboard import wsgi
-
-    from wsl.sweep.search import study_storage
 
     directory, _ = finished
     app = wsgi(study_storage(directory / "optuna.journal"))
