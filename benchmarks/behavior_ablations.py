@@ -1,4 +1,4 @@
-"""Why the behavioral loss does not give faithful reconstructions here: ablations at the default latent.
+"""Why the behavioral loss does not give faithful reconstructions here: ablations at a tight latent.
 
 `structure_vs_behavior.py` found that at tight latents `beta=0.1` raises
 `rec_agreement` well beyond the seed spread but pushes `rec_acc_ratio` above 1:
@@ -6,7 +6,7 @@ reconstructions become *better* than their originals. This script tests the
 explanation that the decoder learns one generic good network instead of each
 model, and the knobs the issue names (component scaling, learning rate, probe
 inputs, training length, warm-starting from a structural run), 3 seeds each,
-at the default latent width 16 where structure alone falls short.
+at latent width 16, where structure alone falls short (the default is 32).
 
 Two diagnostics next to the usual metrics, on the final held-out test models:
 - `acc_corr`: Pearson correlation of original and reconstructed test accuracy
@@ -116,7 +116,7 @@ def summarise(frame: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
-    parser.add_argument("--latent", type=int, default=ModelConfig().latent_dim)
+    parser.add_argument("--latent", type=int, default=16, help="where structure alone falls short")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--beta", type=float, default=LossConfig().beta, help="beta of the behavioral variants")
     parser.add_argument("--seeds", type=int, default=3)

@@ -9,20 +9,34 @@ regressor on the same features and split, so that the embedding probe's R²
 can be read against both: for test accuracy (`probe_r2`) and for the extra
 targets every run's final.json reports (`probe_r2_epoch`, `probe_r2_gap`).
 
+With `--run`, it also reads one trained autoencoder's latents and asks where
+test accuracy is in them: its embedding (the mean of the latent tokens, what
+`probe_r2` reads) under ridge and under boosting (is the information there,
+but not linearly?), and wider linear read-outs of the same latents (mean and
+spread of the tokens, per-layer means, every latent token). Raw weights under
+ridge show what a linear probe gets without any encoder.
+
     python benchmarks/probe_baselines.py                     # default zoo: about 30 s on 2 cores
     python benchmarks/probe_baselines.py --zoo zoos/shapes-cnn
+    wsl train && python benchmarks/probe_baselines.py --run runs/default   # + the run's latents: about 1 min
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
+import torch
+from omegaconf import OmegaConf
 from scipy.stats import kendalltau
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from wsl.evaluate import probe_target, r2_score, ridge_probe, weight_statistics
-from wsl.zoo.store import load_zoo
+from wsl.evaluate import flatten, probe_target, r2_score, ridge_probe, weight_statistics
+from wsl.model import Autoencoder
+from wsl.train import CHECKPOINT, TrainConfig, prepare
+from wsl.zoo.store import Zoo, load_zoo
 
 SPLITS = ("train", "val", "test")
 TARGETS = {"test_acc": "probe_r2", "epoch": "probe_r2_epoch", "gap": "probe_r2_gap"}  # target -> the run's metric
@@ -47,7 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", help="a `wsl train` output folder: also probe its latents")
     args = parser.parse_args()
+    if args.run and not (Path(args.run) / CHECKPOINT).is_file():
+        sys.exit(f"--run {args.run}: no {CHECKPOINT} there (give the folder `wsl train` wrote, e.g. runs/default)")
 
     zoo = load_zoo(args.zoo)
     stats = weight_statistics(zoo.weights)
@@ -66,6 +83,50 @@ def main() -> None:
             f" {boosted['r2']:>11.3f} {boosted['tau']:>6.3f} {boosted['rounds']:>7}"
         )
     print(f"\nclaim: on test accuracy the nonlinear baseline explains {gain['test_acc']:+.3f} more variance than ridge")
+    if args.run:
+        representations(zoo, args.run, stats, args.seed)
+
+
+def run_latents(zoo: Zoo, run: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``wsl train`` run's latents of every zoo row [R, T, latent] and the layer of each token [T]."""
+    state = torch.load(Path(run) / CHECKPOINT, map_location="cpu", weights_only=True)
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), state["config"]))
+    if Path(cfg.zoo).resolve() != Path(zoo.path).resolve():
+        sys.exit(f"--run {run} was trained on {cfg.zoo}, not on --zoo {zoo.path}")
+    data = prepare(zoo, cfg, "cpu")
+    model = Autoencoder(cfg.model, data.lay.width, data.lay.num_tokens, data.lay.max_positions)
+    model.load_state_dict(state["model"])
+    model.eval()
+    positions = data.lay.positions
+    with torch.no_grad():
+        z = torch.cat([model.encode(data.tokens[i : i + 256], positions) for i in range(0, len(data.tokens), 256)])
+    return z.double(), positions[:, 1]
+
+
+def representations(zoo: Zoo, run: str, stats: np.ndarray, seed: int) -> None:
+    """Test accuracy from the weights and from the run's latents, ridge and (where small) boosting."""
+    z, layer = run_latents(zoo, run)
+    features = {
+        "raw weights": flatten(zoo.weights).double().numpy(),
+        "weight statistics": stats,
+        "embedding: mean of latents": z.mean(1).numpy(),
+        "latents: mean and std": torch.cat([z.mean(1), z.std(1)], 1).numpy(),
+        "latents: mean per layer": torch.cat([z[:, layer == k].mean(1) for k in layer.unique()], 1).numpy(),
+        "latents: all tokens": z.flatten(1).numpy(),
+    }
+    split = zoo.models["split"].to_numpy()
+    values = probe_target(zoo.models, "test_acc")
+    y = {s: values[split == s] for s in SPLITS}
+    print(f"\ntest accuracy from each representation ({run})")
+    print(f"{'representation':<28} {'dims':>6} {'ridge R²':>9} {'tau':>6} {'boosted R²':>11} {'tau':>6}")
+    for name, f in features.items():
+        x = {s: f[split == s] for s in SPLITS}
+        ridge = ridge_probe(x, y)
+        line = f"{name:<28} {f.shape[1]:>6} {ridge['r2']:>9.3f} {ridge['tau']:>6.3f}"
+        if f.shape[1] <= 128:  # boosting on thousands of columns takes minutes and says little more
+            boosted = boosted_probe(x, y, seed)
+            line += f" {boosted['r2']:>11.3f} {boosted['tau']:>6.3f}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class ModelConfig:
     d_model: int = 64
     layers: int = 2
     heads: int = 4
-    latent_dim: int = 16
+    latent_dim: int = 32
     dropout: float = 0.0
     proj_dim: int = 30
 
