@@ -24,7 +24,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def tiny(zoo, name, *more):
-    """A sweep small enough for a test: 5 trials of <= 3 epochs on the 18-model zoo, one of 2 heads crashes."""
+    """A sweep small enough for a test: 5 trials of <= 3 epochs on the 18-model zoo."""
     return [
         f"zoo={zoo}",
         f"name={name}",
@@ -56,15 +56,15 @@ def wsl(env, *args, timeout=600):
 
 @pytest.fixture(scope="module")
 def finished(env, small_zoo_path):
-    """One real sweep whose space includes an invalid value (3 heads do not divide d_model=32).
+    """One real sweep whose space holds a clash no single value shows: 8 heads do not divide d_model=36.
 
-    One trial at a time, so the order trials reach ASHA's rungs does not race: with this seed the
-    third trial trails the second at epoch 1 (-0.41 against -0.34) and ASHA stops it, every run.
+    One trial at a time, so the order trials reach ASHA's rungs does not race. With this seed TPE's
+    random start draws d_model 36 with 8 heads for its third trial, after the two seeded points, and
+    ASHA stops two of the four others at epoch 1, every run.
     """
-    crash = "+space.model.heads={choices:[4,3]}"
-    point = "search.points_to_evaluate=[{model.heads: 3}]"
-    sequential = ["search.seed=2", "search.max_concurrent=1"]
-    result = wsl(env, "sweep", *tiny(small_zoo_path, "s1", crash, point, *sequential))
+    clash = ["+space.model.d_model={choices:[32,36]}", "+space.model.heads={choices:[4,8]}"]
+    sequential = ["search.seed=3", "search.max_concurrent=1"]
+    result = wsl(env, "sweep", *tiny(small_zoo_path, "s1", *clash, *sequential))
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(env["WSL_RESULTS"]) / "s1", result
 
@@ -90,7 +90,7 @@ def test_a_crashing_trial_is_recorded_as_errored_and_the_sweep_goes_on(finished)
     directory, result = finished
     trials = pd.read_parquet(directory / "trials.parquet")
     errored = trials[trials["status"] == "ERROR"]
-    assert len(errored) >= 1 and errored["error"].str.contains("model.heads=3").all()
+    assert len(errored) >= 1 and errored["error"].str.contains("model.d_model=36").all()
     assert (trials["status"] == "TERMINATED").any()
 
 
@@ -146,7 +146,12 @@ def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("scheduler.max_t=0", "max_t"), ("zoo=/nonexistent/zoo", "/nonexistent/zoo"), ("name=a/b", "plain identifier")],
+    [
+        ("scheduler.max_t=0", "max_t"),
+        ("zoo=/nonexistent/zoo", "/nonexistent/zoo"),
+        ("name=a/b", "plain identifier"),
+        ("+space.model.heads={choices:[4,3]}", "model.heads=3"),
+    ],
 )
 def test_bad_input_fails_before_anything_is_written(env, small_zoo_path, override, message):
     result = wsl(env, "sweep", *tiny(small_zoo_path, "bad"), override)

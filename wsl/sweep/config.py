@@ -55,6 +55,13 @@ class Param:
         if kind == "choice" and not self.choices:
             raise WslError(f"sweep space {key}: choices is empty")
 
+    def edges(self, key: str) -> list[Any]:
+        """The values to check before a sweep starts: a range's bounds, every choice, or the fixed value."""
+        kind = self.kind(key)
+        if kind == "range":
+            return [int(self.low), int(self.high)] if self.integer else [self.low, self.high]
+        return list(self.choices) if kind == "choice" else [self.value]
+
 
 @dataclass
 class SearchConfig:
@@ -103,10 +110,16 @@ class SweepConfig:
         for key, param in self.params().items():
             check_key(key)
             param.check(key)
+            # one value at a time: a clash of two searched values (d_model 36 with 8 heads) still
+            # shows only in the trial that draws both, which is retried and then recorded as errored
+            for value in param.edges(key):
+                self._check_trial({key: value}, f"sweep space {key}={value!r}, with the rest from the base config")
         for point in self.search.points_to_evaluate:
             for key in point:
                 if key not in self.params():
                     raise WslError(f"search.points_to_evaluate names {key!r}, which is not in the sweep space")
+        for point in self.points():
+            self._check_trial(point, f"search.points_to_evaluate {point}")
         self._check_choice(
             "search.algorithm",
             self.search.algorithm,
@@ -124,6 +137,13 @@ class SweepConfig:
             raise WslError("search.num_samples and search.max_concurrent must be >= 1")
         if self.resources.cpus <= 0 or (self.resources.gpus or 0) < 0:
             raise WslError(f"resources cpus={self.resources.cpus} gpus={self.resources.gpus}: need cpus > 0, gpus >= 0")
+
+    def _check_trial(self, values: dict[str, Any], what: str) -> None:
+        """A value no trial could train with is bad input: say so now, not after trials crash on it."""
+        try:
+            trial_config(self.train, values)
+        except (WslError, TypeError) as e:
+            raise WslError(f"{what}: {e}") from None
 
     @staticmethod
     def _check_choice(*triples) -> None:
