@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from wsl import evaluate as ev
+from wsl.augment import permute_neurons
+from wsl.zoo.arch import Arch, cnn, init_params
 
 
 def split(x: np.ndarray, y: np.ndarray) -> tuple[dict, dict]:
@@ -51,6 +53,25 @@ def test_a_model_of_the_pool_is_at_distance_zero_from_it():
     pool = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
     distances = ev.nearest_distance(torch.cat([pool[1:2], pool[1:2] + 1.0]), pool)
     assert distances[0] == 0.0 and distances[1] > 0
+
+
+def random_cnns(n: int, seed: int) -> tuple[Arch, dict]:
+    arch = cnn((1, 8, 8), 10)
+    return arch, init_params(arch, ["kaiming_normal"] * n, torch.Generator().manual_seed(seed))
+
+
+def test_a_pool_model_with_its_hidden_units_shuffled_is_no_novelty():
+    arch, pool = random_cnns(5, seed=0)
+    shuffled = permute_neurons(arch, pool, torch.Generator().manual_seed(1))
+    assert ev.nearest_distance(ev.flatten(shuffled), ev.flatten(pool)).min() > 1.0
+    np.testing.assert_allclose(ev.nearest_distance_aligned(arch, shuffled, pool), 0.0, atol=1e-6)
+
+
+def test_aligning_hidden_units_never_makes_a_model_look_more_novel():
+    arch, pool = random_cnns(6, seed=0)
+    _, candidates = random_cnns(4, seed=1)
+    plain = ev.nearest_distance(ev.flatten(candidates), ev.flatten(pool))
+    assert (ev.nearest_distance_aligned(arch, candidates, pool) <= plain + 1e-9).all()
 
 
 def test_kde_samples_are_seeded_and_shaped_like_the_embeddings():

@@ -32,14 +32,21 @@ def permute_neurons(arch: Arch, params: dict[str, Tensor], generator: torch.Gene
     out = dict(params)
     n = params["layers.0.weight"].shape[0]
     for i, layer in enumerate(arch.layers[:-1]):
-        units = layer.out_features
-        perm = _rand((n, units), generator, params["layers.0.weight"].device).argsort(1)  # [N, units]
-        weight, bias, following = f"layers.{i}.weight", f"layers.{i}.bias", f"layers.{i + 1}.weight"
-        out[weight] = _take(out[weight], perm, 1)
-        out[bias] = _take(out[bias], perm, 1)
-        block = arch.layers[i + 1].weight_shape[1] // units
-        features = (perm.unsqueeze(2) * block + torch.arange(block, device=perm.device)).flatten(1)
-        out[following] = _take(out[following], features, 2)
+        perm = _rand((n, layer.out_features), generator, params["layers.0.weight"].device).argsort(1)
+        out = reorder_units(arch, out, i, perm)
+    return out
+
+
+def reorder_units(arch: Arch, params: dict[str, Tensor], i: int, perm: Tensor) -> dict[str, Tensor]:
+    """Hidden layer ``i``'s units of each model put in the order ``perm`` ``[N, units]``, and the next
+    layer's inputs with them, so every model computes what it did."""
+    out = dict(params)
+    weight, bias, following = f"layers.{i}.weight", f"layers.{i}.bias", f"layers.{i + 1}.weight"
+    out[weight] = _take(out[weight], perm, 1)
+    out[bias] = _take(out[bias], perm, 1)
+    block = arch.layers[i + 1].weight_shape[1] // arch.layers[i].out_features
+    features = (perm.unsqueeze(2) * block + torch.arange(block, device=perm.device)).flatten(1)
+    out[following] = _take(out[following], features, 2)
     return out
 
 

@@ -10,19 +10,22 @@
 - ``run_models``: test accuracy of decoded models and their agreement with
   the originals (share of test inputs on which both predict the same class).
 - ``kde_sample``: embeddings sampled from a Gaussian KDE fitted on the best
-  models' embeddings, for generation; ``nearest_distance`` measures how novel
-  generated weights are (generative weight models tend to return near-copies
-  of their training data).
+  models' embeddings, for generation; ``nearest_distance`` and
+  ``nearest_distance_aligned`` (up to the order of hidden units) measure how
+  novel generated weights are (generative weight models tend to return
+  near-copies of their training data).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from scipy.stats import kendalltau
 from sklearn.neighbors import KernelDensity
 from torch import Tensor
 
+from wsl.augment import reorder_units
 from wsl.zoo.arch import Arch, forward
 from wsl.zoo.tasks import Task
 
@@ -111,6 +114,43 @@ def kde_sample(embeddings: np.ndarray, n: int, seed: int) -> np.ndarray:
 def nearest_distance(candidates: Tensor, pool: Tensor) -> np.ndarray:
     """For each flattened weight vector in candidates [n, P], the L2 distance to the nearest in pool [m, P]."""
     return torch.cdist(candidates.double(), pool.double()).min(1).values.cpu().numpy()
+
+
+def nearest_distance_aligned(arch: Arch, candidates: dict[str, Tensor], pool: dict[str, Tensor]) -> np.ndarray:
+    """For each of n candidate models, the L2 distance to the nearest of m pool models up to hidden-unit order.
+
+    Reordering a network's hidden units changes its weights, not its function: a
+    training model with its units shuffled is a copy that plain L2 calls far. For
+    every (candidate, pool model) pair this matches the candidate's units to the
+    pool model's one layer at a time from the input (greedy weight matching: an
+    assignment on the inner products of the units' incoming weights and bias, once
+    the layer below is matched), then measures. Each pair keeps the smaller of that
+    and the plain distance, so the result is never above ``nearest_distance``'s.
+    Cheap for the zoo's small layers: n * m * layers assignments of at most 20
+    units, one candidate at a time so that memory grows with m only.
+    """
+    device = next(iter(candidates.values())).device
+    pool = {k: pool[k].to(device) for k in candidates}  # same device, same key order
+    m = len(next(iter(pool.values())))
+    nearest = []
+    for c in range(len(next(iter(candidates.values())))):
+        cand = {k: v[c : c + 1].expand(m, *v.shape[1:]) for k, v in candidates.items()}  # [m, ...]: one per pair
+        for i in range(len(arch.layers) - 1):
+            cand = reorder_units(arch, cand, i, _matching(cand, pool, i))
+        nearest.append((flatten(cand).double() - flatten(pool).double()).norm(dim=1).min())
+    plain = torch.cdist(flatten(candidates).double(), flatten(pool).double()).min(1).values
+    return torch.minimum(torch.stack(nearest), plain).cpu().numpy()
+
+
+def _matching(cand: dict[str, Tensor], ref: dict[str, Tensor], i: int) -> Tensor:
+    """[P, units]: for each pair, the candidate unit to put at each of the reference's units of layer ``i``."""
+
+    def incoming(params):  # [P, units, inputs + 1]
+        return torch.cat([params[f"layers.{i}.weight"].flatten(2), params[f"layers.{i}.bias"].unsqueeze(2)], 2)
+
+    similarity = (incoming(ref) @ incoming(cand).transpose(1, 2)).cpu().numpy()  # [P, ref units, cand units]
+    order = [linear_sum_assignment(s, maximize=True)[1] for s in similarity]
+    return torch.as_tensor(np.stack(order), device=cand[f"layers.{i}.weight"].device)
 
 
 def flatten(params: dict[str, Tensor]) -> Tensor:

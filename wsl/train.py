@@ -354,7 +354,8 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
 
     Baselines: a random top training model plus Gaussian noise of the same
     per-tensor scale as the generated models' distance, and the mean of the top
-    training models. Novelty = L2 distance to the nearest training model.
+    training models. Novelty = L2 distance to the nearest training model, up
+    to the order of hidden units (a shuffled copy is still a copy).
     """
     models = data.zoo.models
     train = data.rows["train"]
@@ -369,22 +370,26 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
     anchor = z[torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed))]
     latents = anchor - anchor.mean(1, keepdim=True) + samples[:, None, :]
     gen_params = detokenize(data.norm.denormalize(model.decode(latents, positions), data.lay), data.lay)
-    pool = ev.flatten({k: v[last] for k, v in data.zoo.weights.items()}).to(z.device)
-    generated = ev.flatten(gen_params)
-    gen_novelty = ev.nearest_distance(generated, pool)
+    arch = data.lay.arch
+    pool = {k: v[last] for k, v in data.zoo.weights.items()}
+
+    def novelty(params) -> float:
+        return float(ev.nearest_distance_aligned(arch, params, pool).mean())
+
+    gen_novelty = novelty(gen_params)
     top_params = {k: v[top].to(z.device) for k, v in data.zoo.weights.items()}
     picks = torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed + 1))
-    scale = float(np.mean(gen_novelty)) / np.sqrt(generated.shape[1])
+    scale = gen_novelty / np.sqrt(ev.flatten(gen_params).shape[1])
     noisy = {k: v[picks] + scale * torch.randn_like(v[picks]) for k, v in top_params.items()}
     mean = {k: v.mean(0, keepdim=True) for k, v in top_params.items()}
     run = ev.run_models
     return {
-        "gen_acc": float(run(data.lay.arch, gen_params, acts, data.task)["acc"].mean()),
-        "gen_novelty": float(gen_novelty.mean()),
-        "noise_acc": float(run(data.lay.arch, noisy, acts, data.task)["acc"].mean()),
-        "noise_novelty": float(ev.nearest_distance(ev.flatten(noisy), pool).mean()),
-        "avg_acc": float(run(data.lay.arch, mean, acts[:1], data.task)["acc"].mean()),
-        "avg_novelty": float(ev.nearest_distance(ev.flatten(mean), pool).mean()),
+        "gen_acc": float(run(arch, gen_params, acts, data.task)["acc"].mean()),
+        "gen_novelty": gen_novelty,
+        "noise_acc": float(run(arch, noisy, acts, data.task)["acc"].mean()),
+        "noise_novelty": novelty(noisy),
+        "avg_acc": float(run(arch, mean, acts[:1], data.task)["acc"].mean()),
+        "avg_novelty": novelty(mean),
     }
 
 
