@@ -1,11 +1,13 @@
-"""A promoted row: the source trial's config and, per metric the final runs reported, mean and spread over seeds."""
+"""Promotion: a promoted row holds the source trial's config and, per metric the final runs reported, mean and
+spread over seeds; bad counts are refused before anything is read."""
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from wsl.sweep.promote import aggregate
+from wsl.errors import WslError
+from wsl.sweep.promote import aggregate, promote
 
 SOURCE = pd.Series({"sweep": "s", "trial_id": "t1", "loss.beta": 0.1, "objective": 0.7, "status": "TERMINATED"})
 
@@ -47,3 +49,11 @@ def test_a_promoted_row_holds_mean_and_spread_over_seeds():
 def test_runs_that_generate_nothing_promote_without_generation_columns():
     row = aggregate(SOURCE, [final(0, False), final(1, False)], Path("out"), Path("promoted.yaml"))
     assert "gen_acc" not in row and row["baseline_r2"] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(
+    ("option", "flag"), [({"seeds": 0}, "--seeds 0"), ({"top_k": 0}, "--top-k 0"), ({"epochs": -1}, "--epochs -1")]
+)
+def test_promote_refuses_a_count_below_one_before_reading_anything(tmp_path, option, flag):
+    with pytest.raises(WslError, match=flag):
+        promote("no-such-sweep", tmp_path, **option)

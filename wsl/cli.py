@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--metric", default="objective", help="pick the trial with the best value of this column")
     promote.add_argument("--trial", help="promote this trial id instead")
     promote.add_argument("--top-k", type=int, default=1, help="promote the k best trials")
-    promote.add_argument("--seeds", type=int, default=3)
+    promote.add_argument("--seeds", type=int, default=3, help="final runs, one per seed (default 3)")
     promote.add_argument("--epochs", type=int, help="epochs of the final runs (default: the training config's)")
     promote.add_argument("--address", help="Ray cluster to run the seeds on (default: $RAY_ADDRESS, else local)")
     promote.set_defaults(run=promote_run)

@@ -119,6 +119,9 @@ def promote(
     address: str | None = None,
 ) -> list[dict]:
     """Promote, run and record; returns the PROMOTED rows written to trials.parquet."""
+    for flag, value in (("--seeds", seeds), ("--top-k", top_k), ("--epochs", epochs)):
+        if value is not None and value < 1:
+            raise WslError(f"wsl promote {flag} {value}: must be at least 1")
     directory = Path(root) / name
     sweep = load_yaml(directory / SWEEP_FILE, SweepConfig)
     trials = results.load(name, root=root)
