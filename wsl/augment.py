@@ -38,8 +38,8 @@ def permute_neurons(arch: Arch, params: dict[str, Tensor], generator: torch.Gene
 
 
 def reorder_units(arch: Arch, params: dict[str, Tensor], i: int, perm: Tensor) -> dict[str, Tensor]:
-    """Hidden layer ``i``'s units of each model put in the order ``perm`` ``[N, units]``, and the next
-    layer's inputs with them, so every model computes what it did."""
+    """Hidden layer ``i``'s units of each model reordered by ``perm`` ``[N, units]`` (the new unit j is
+    the old unit ``perm[:, j]``), and the next layer's inputs with them: every model computes what it did."""
     out = dict(params)
     weight, bias, following = f"layers.{i}.weight", f"layers.{i}.bias", f"layers.{i + 1}.weight"
     out[weight] = _take(out[weight], perm, 1)
