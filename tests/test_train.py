@@ -106,6 +106,16 @@ def test_resume_continues_after_the_last_checkpoint(run, small_zoo_path):
     assert torch.load(out / CHECKPOINT, weights_only=True)["epoch"] == 3
 
 
+def test_resume_refuses_a_checkpoint_of_another_autoencoder(run, small_zoo_path):
+    out, _, _ = run
+    cfg = config(small_zoo_path, out)
+    cfg.model.latent_dim = 4  # the run was trained at 8
+    before = (out / CHECKPOINT).read_bytes()
+    with pytest.raises(WslError, match="model.latent_dim=8, not 4"):
+        train(cfg, lambda metrics: None, resume=True)
+    assert (out / CHECKPOINT).read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "overrides, key",
     [({"gamma": 1.5}, "loss.gamma"), ({"beta": -0.1}, "loss.beta"), ({"probe_size": 0}, "loss.probe_size")],

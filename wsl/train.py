@@ -194,7 +194,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scaler = LossScaler(cfg.loss.scale_by_first)
     out = Path(cfg.out)
-    start = _resume(out, model, opt, scaler) if resume else 0
+    start = _resume(out, model, opt, scaler, cfg) if resume else 0
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
     positions = lay.positions.to(device)
     metrics: dict = {}
@@ -408,12 +408,25 @@ def _save(out: Path, model, opt, scaler: LossScaler, epoch: int, cfg: TrainConfi
     tmp.replace(out / CHECKPOINT)
 
 
-def _resume(out: Path, model, opt, scaler: LossScaler) -> int:
+def _resume(out: Path, model, opt, scaler: LossScaler, cfg: TrainConfig) -> int:
     path = out / CHECKPOINT
     if not path.is_file():
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
+    _check_same_autoencoder(path, state["config"], cfg)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optim"])
     scaler.first.update(state["scaler"])
     return int(state["epoch"])
+
+
+def _check_same_autoencoder(path: Path, saved: dict, cfg: TrainConfig) -> None:
+    """A checkpoint resumes only into the autoencoder it was trained as (defaults change: say which key)."""
+    for section in ("tokens", "model"):
+        for key, value in saved[section].items():
+            now = getattr(getattr(cfg, section), key)
+            if now != value:
+                raise WslError(
+                    f"{path} was trained with {section}.{key}={value!r}, not {now!r}: resume with the run's "
+                    f"settings ({section}.{key}={value!r}), or start a new run under another name"
+                )
