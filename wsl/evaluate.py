@@ -132,13 +132,14 @@ def nearest_distance_aligned(arch: Arch, candidates: dict[str, Tensor], pool: di
     device = next(iter(candidates.values())).device
     pool = {k: pool[k].to(device) for k in candidates}  # same device, same key order
     m = len(next(iter(pool.values())))
+    pool_flat = flatten(pool).double()  # [m, P]
     nearest = []
     for c in range(len(next(iter(candidates.values())))):
         cand = {k: v[c : c + 1].expand(m, *v.shape[1:]) for k, v in candidates.items()}  # [m, ...]: one per pair
         for i in range(len(arch.layers) - 1):
             cand = reorder_units(arch, cand, i, _matching(cand, pool, i))
-        nearest.append((flatten(cand).double() - flatten(pool).double()).norm(dim=1).min())
-    plain = torch.cdist(flatten(candidates).double(), flatten(pool).double()).min(1).values
+        nearest.append((flatten(cand).double() - pool_flat).norm(dim=1).min())
+    plain = torch.cdist(flatten(candidates).double(), pool_flat).min(1).values
     return torch.minimum(torch.stack(nearest), plain).cpu().numpy()
 
 

@@ -371,7 +371,7 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
     latents = anchor - anchor.mean(1, keepdim=True) + samples[:, None, :]
     gen_params = detokenize(data.norm.denormalize(model.decode(latents, positions), data.lay), data.lay)
     arch = data.lay.arch
-    pool = {k: v[last] for k, v in data.zoo.weights.items()}
+    pool = {k: v[last].to(z.device) for k, v in data.zoo.weights.items()}  # moved once, read three times
 
     def novelty(params) -> float:
         return float(ev.nearest_distance_aligned(arch, params, pool).mean())
@@ -379,7 +379,7 @@ def generation(model: Autoencoder, data: Data, positions, n: int, seed: int) -> 
     gen_novelty = novelty(gen_params)
     top_params = {k: v[top].to(z.device) for k, v in data.zoo.weights.items()}
     picks = torch.randint(len(top), (n,), generator=torch.Generator().manual_seed(seed + 1))
-    scale = gen_novelty / np.sqrt(ev.flatten(gen_params).shape[1])
+    scale = gen_novelty / np.sqrt(arch.num_params)
     noisy = {k: v[picks] + scale * torch.randn_like(v[picks]) for k, v in top_params.items()}
     mean = {k: v.mean(0, keepdim=True) for k, v in top_params.items()}
     run = ev.run_models
