@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from scipy.stats import kendalltau
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from wsl.evaluate import flatten, probe_target, r2_score, ridge_probe, weight_statistics
 from wsl.model import Autoencoder
+from wsl.sweep.config import from_dict
 from wsl.train import CHECKPOINT, TrainConfig, prepare
 from wsl.zoo.store import Zoo, load_zoo
 
@@ -90,7 +90,7 @@ def main() -> None:
 def run_latents(zoo: Zoo, run: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``wsl train`` run's latents of every zoo row [R, T, latent] and the layer of each token [T]."""
     state = torch.load(Path(run) / CHECKPOINT, map_location="cpu", weights_only=True)
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), state["config"]))
+    cfg = from_dict(TrainConfig, state["config"])
     if Path(cfg.zoo).resolve() != Path(zoo.path).resolve():
         sys.exit(f"--run {run} was trained on {cfg.zoo}, not on --zoo {zoo.path}")
     data = prepare(zoo, cfg, "cpu")
