@@ -16,9 +16,18 @@ but not linearly?), and wider linear read-outs of the same latents (mean and
 spread of the tokens, per-layer means, every latent token). Raw weights under
 ridge show what a linear probe gets without any encoder.
 
+With `--train-models`, it refits both baselines on the first N training models
+(a seeded shuffle; every checkpoint of each) and scores them on the same
+validation and test rows: does the zoo's size limit them? `--write-cuts` saves
+each cut as a zoo, to train an autoencoder on the same rows.
+
     python benchmarks/probe_baselines.py                     # default zoo: about 30 s on 2 cores
     python benchmarks/probe_baselines.py --zoo zoos/shapes-cnn
     wsl train && python benchmarks/probe_baselines.py --run runs/default   # + the run's latents: about 1 min
+    wsl zoo make models=1024 name=digits-cnn-1024                          # about 5 min
+    python benchmarks/probe_baselines.py --zoo zoos/digits-cnn-1024 --train-models 90 179 358 717 \
+        --write-cuts zoos/cuts                                              # about 30 s
+    wsl train zoo=zoos/cuts/train-179 name=cut-179                          # about 3 min
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from wsl.evaluate import flatten, probe_target, r2_score, ridge_probe, weight_st
 from wsl.model import Autoencoder
 from wsl.sweep.config import from_dict
 from wsl.train import CHECKPOINT, TrainConfig, prepare
-from wsl.zoo.store import Zoo, load_zoo
+from wsl.zoo.store import Zoo, load_zoo, save_zoo
 
 SPLITS = ("train", "val", "test")
 TARGETS = {"test_acc": "probe_r2", "epoch": "probe_r2_epoch", "gap": "probe_r2_gap"}  # target -> the run's metric
@@ -62,11 +71,14 @@ def main() -> None:
     parser.add_argument("--zoo", default="zoos/digits-cnn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", help="a `wsl train` output folder: also probe its latents")
+    parser.add_argument("--train-models", type=int, nargs="+", metavar="N", help="also fit on N training models only")
+    parser.add_argument("--write-cuts", metavar="DIR", help="with --train-models: write each cut zoo to DIR/train-N")
     args = parser.parse_args()
     if args.run and not (Path(args.run) / CHECKPOINT).is_file():
         sys.exit(f"--run {args.run}: no {CHECKPOINT} there (give the folder `wsl train` wrote, e.g. runs/default)")
 
     zoo = load_zoo(args.zoo)
+    _check_cut_args(args, zoo)
     stats = weight_statistics(zoo.weights)
     split = zoo.models["split"].to_numpy()
     x = {s: stats[split == s] for s in SPLITS}
@@ -85,6 +97,22 @@ def main() -> None:
     print(f"\nclaim: on test accuracy the nonlinear baseline explains {gain['test_acc']:+.3f} more variance than ridge")
     if args.run:
         representations(zoo, args.run, stats, args.seed)
+    if args.train_models:
+        learning_curve(zoo, stats, args.train_models, args.seed, args.write_cuts)
+
+
+def _check_cut_args(args: argparse.Namespace, zoo: Zoo) -> None:
+    """``--train-models`` within the zoo's training models; ``--write-cuts`` only with them, into new folders."""
+    n_train = zoo.split("train").models["model_id"].nunique()
+    if args.train_models and not all(1 <= n <= n_train for n in args.train_models):
+        sys.exit(f"--train-models {args.train_models}: each N must be in 1..{n_train}, the zoo's training models")
+    if not args.write_cuts:
+        return
+    if not args.train_models:
+        sys.exit("--write-cuts writes the cuts of --train-models: give both")
+    taken = [n for n in args.train_models if (Path(args.write_cuts) / f"train-{n}").exists()]
+    if taken:
+        sys.exit(f"--write-cuts {args.write_cuts}: train-{taken[0]} exists already; choose another folder or delete it")
 
 
 def run_latents(zoo: Zoo, run: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,6 +155,28 @@ def representations(zoo: Zoo, run: str, stats: np.ndarray, seed: int) -> None:
             boosted = boosted_probe(x, y, seed)
             line += f" {boosted['r2']:>11.3f} {boosted['tau']:>6.3f}"
         print(line)
+
+
+def learning_curve(zoo: Zoo, stats: np.ndarray, sizes: list[int], seed: int, cuts: str | None) -> None:
+    """Test-accuracy R² of both baselines fitted on the first N training models, same val/test rows.
+
+    With ``cuts``, also writes each cut zoo to ``<cuts>/train-<N>`` for ``wsl train zoo=...``.
+    """
+    split = zoo.models["split"].to_numpy()
+    ids = zoo.models["model_id"].to_numpy()
+    order = np.unique(ids[split == "train"])
+    np.random.default_rng(seed).shuffle(order)
+    values = probe_target(zoo.models, "test_acc")
+    print(f"\ntest accuracy from weight statistics, fitted on N of {len(order)} training models")
+    print(f"{'N':>5} {'rows':>6} {'ridge R²':>9} {'boosted R²':>11} {'rounds':>7}")
+    for n in sizes:
+        keep = (split != "train") | np.isin(ids, order[:n])
+        rows = {s: keep & (split == s) for s in SPLITS}
+        x, y = {s: stats[r] for s, r in rows.items()}, {s: values[r] for s, r in rows.items()}
+        ridge, boosted = ridge_probe(x, y), boosted_probe(x, y, seed)
+        print(f"{n:>5} {rows['train'].sum():>6} {ridge['r2']:>9.3f} {boosted['r2']:>11.3f} {boosted['rounds']:>7}")
+        if cuts:
+            save_zoo(Path(cuts) / f"train-{n}", zoo.select(keep))
 
 
 if __name__ == "__main__":
