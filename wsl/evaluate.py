@@ -138,9 +138,8 @@ def nearest_distance_aligned(arch: Arch, candidates: dict[str, Tensor], pool: di
         cand = {k: v[c : c + 1].expand(m, *v.shape[1:]) for k, v in candidates.items()}  # [m, ...]: one per pair
         for i in range(len(arch.layers) - 1):
             cand = reorder_units(arch, cand, i, _matching(cand, pool, i))
-        nearest.append((flatten(cand).double() - pool_flat).norm(dim=1).min())
-    plain = torch.cdist(flatten(candidates).double(), pool_flat).min(1).values
-    return torch.minimum(torch.stack(nearest), plain).cpu().numpy()
+        nearest.append((flatten(cand).double() - pool_flat).norm(dim=1).min().item())
+    return np.minimum(nearest, nearest_distance(flatten(candidates), pool_flat))
 
 
 def _matching(cand: dict[str, Tensor], ref: dict[str, Tensor], i: int) -> Tensor:
