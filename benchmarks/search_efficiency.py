@@ -15,8 +15,11 @@ figures again for the best *final* objective, a full-length trial's value
 at its last epoch: the best of every epoch rewards epoch-to-epoch noise,
 and random search sees the most epochs. The target is judged on the first.
 From random search's table (every trial runs to the end) it also prints how
-well the objective at ASHA's first rung ranks the final one: what ASHA
-relies on.
+well the objective at ASHA's first rung ranks the final one (what ASHA
+relies on), and, replaying Ray's own rung rule on that table, what ASHA's
+stopping alone would spend on random search's very draws. With two seeds or
+more, the same replay gives the target's chance level: how often random
+draws under ASHA reach *another* seed's random best within 40%.
 
     python benchmarks/search_efficiency.py                     # 12 trials x 6 epochs, 2 seeds: about 50 min
     python benchmarks/search_efficiency.py --seeds 3 --trials 24   # RESULTS.md's first table: about 95 min
@@ -34,15 +37,19 @@ Target (issue 4): reach random search's best objective with <= 40% of its trial-
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
 
 from wsl.config import load_yaml
 from wsl.sweep.config import SweepConfig
@@ -162,6 +169,40 @@ def winner_rank_at(epochs: pd.DataFrame, rung: int) -> tuple[int, int]:
     return int(wide[rung].rank(ascending=False)[winner]), len(wide)
 
 
+def asha_replay(epochs: pd.DataFrame, grace: int, rf: int, max_t: int) -> pd.DataFrame:
+    """The rows of a full-length table that ASHA would have let run: Ray's own rung rule, replayed in arrival order.
+
+    Run on random search's table, this separates the two halves of "Optuna + ASHA": what ASHA's stopping
+    alone saves on the very same draws, and whether it would have kept their winner. A trial ASHA stops
+    at a rung frees its slot for the next trial sooner, which shifts later arrivals but not their order.
+    """
+    bracket = _Bracket(min_t=grace, max_t=max_t, reduction_factor=rf, s=0)
+    stopped: set[str] = set()
+    keep = []
+    for row in epochs.itertuples():
+        keep.append(row.trial_id not in stopped)
+        trial = SimpleNamespace(trial_id=row.trial_id)  # all that on_result reads of a Tune trial
+        if keep[-1] and bracket.on_result(trial, row.epoch, row.objective) == TrialScheduler.STOP:
+            stopped.add(row.trial_id)
+    return epochs[keep]
+
+
+def chance_hits(randoms: dict[int, pd.DataFrame], args) -> tuple[int, int]:
+    """In how many (reference, other) pairs of seeds random search's *other* draws, under the same ASHA,
+    reach the reference seed's random best within 40% of its trial-epochs: (hits, pairs).
+
+    The chance level of the target: a search that proposes no better than random, with our stopping, and
+    draws that differ from the reference's as an Optuna search's do.
+    """
+    hits = 0
+    pairs = list(itertools.permutations(randoms, 2))
+    for reference, other in pairs:
+        kept = asha_replay(randoms[other], args.grace, args.rf, args.max_t)
+        reach = epochs_to_reach(kept["objective"].to_numpy(), randoms[reference]["objective"].max())
+        hits += reach is not None and reach <= 0.4 * len(randoms[reference])
+    return hits, len(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
@@ -187,10 +228,12 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    randoms = {}
     with nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as root:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             searches = ["random", *(search for search in args.searches if search != "random")]
             runs = {search: epochs_of(search, seed, args, root) for search in searches}
+            randoms[seed] = runs["random"]
             random_running_best = np.maximum.accumulate(runs["random"]["objective"].to_numpy())
             random_final = final_objective(runs["random"], args.max_t)
             for search, epochs in runs.items():
@@ -220,6 +263,13 @@ def main() -> None:
             print(
                 f"        epoch-to-epoch change of its objective, last 6 epochs: sd {epoch_noise(runs['random']):.3f}"
             )
+            pruned = asha_replay(runs["random"], args.grace, args.rf, args.max_t)
+            reach = epochs_to_reach(pruned["objective"].to_numpy(), random_running_best[-1])
+            print(
+                f"        its own draws under this ASHA (replayed): {len(pruned)} trial-epochs"
+                f" ({len(pruned) / len(runs['random']):.0%}), best {pruned['objective'].max():.3f},"
+                f" its best reached after {reach}"
+            )
     table = pd.DataFrame(rows)
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -234,6 +284,12 @@ def main() -> None:
     )
     print()
     print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+    if len(randoms) > 1:
+        hits, pairs = chance_hits(randoms, args)
+        print(
+            f"\nchance level: random search's draws under the same ASHA (replayed) reach another seed's random best"
+            f" within 40% of its trial-epochs in {hits} of {pairs} pairs of seeds"
+        )
     if "wsl" not in args.searches:
         return
     ours, random = (table[table["search"] == search].set_index("seed") for search in ("wsl", "random"))
