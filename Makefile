@@ -8,7 +8,7 @@ BIN := .venv/bin
 $(BIN)/wsl: pyproject.toml
 	$(PY) -m venv .venv
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,cluster]'
 	touch $@
 
 .PHONY: demo test lint

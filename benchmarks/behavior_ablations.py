@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wsl.device import pick_device
-from wsl.evaluate import run_models
+from wsl.config import OptimConfig, TrainConfig
+from wsl.evaluate import decode_rows, final_test_rows, run_models
 from wsl.losses import LossConfig
-from wsl.model import Autoencoder, ModelConfig
-from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, decode_rows, final_test_rows, prepare, train
+from wsl.model import ModelConfig
+from wsl.run import load_run
+from wsl.train import train
 from wsl.zoo.arch import forward
-from wsl.zoo.store import load_zoo
 
 # name -> (loss overrides, optim overrides, epochs of a structure-only warm start before them)
 VARIANTS = {
@@ -82,15 +82,12 @@ def one_run(job: dict) -> dict:
 @torch.no_grad()
 def diagnose(cfg: TrainConfig) -> dict[str, float]:
     """``acc_corr`` and ``sameness`` (see the module docstring) of the trained run in ``cfg.out``."""
-    device = pick_device("auto")
-    data = prepare(load_zoo(cfg.zoo), cfg, device)
-    lay = data.lay
-    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
-    model.load_state_dict(torch.load(Path(cfg.out) / CHECKPOINT, map_location=device, weights_only=True)["model"])
+    run = load_run(cfg.out)
+    data, lay, device = run.data(), run.lay, run.device
     rows = final_test_rows(data)
     acts = list(data.activations[rows])
     original = {k: v[rows].to(device) for k, v in data.zoo.weights.items()}
-    rebuilt = decode_rows(model, data, rows, lay.positions.to(device))
+    rebuilt = decode_rows(run.model, data, rows)
     accs = [run_models(lay.arch, p, acts, data.task)["acc"] for p in (original, rebuilt)]
     x = data.task.x_test.to(device)
     same = [_pairwise_agreement(forward(lay.arch, p, x, acts).argmax(-1)) for p in (original, rebuilt)]

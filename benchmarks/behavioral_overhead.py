@@ -18,26 +18,27 @@ import time
 import numpy as np
 import torch
 
+from wsl.config import TrainConfig
+from wsl.data import behavior, prepare
 from wsl.device import pick_device
 from wsl.losses import LossConfig, LossScaler, combine
-from wsl.model import Autoencoder
-from wsl.train import TrainConfig, prepare, train_step
+from wsl.run import build_model
+from wsl.train import train_step
 from wsl.zoo.store import load_zoo
 
 
 def step_seconds(zoo, beta: float, probe_size: int, steps: int, device: str) -> float:
     cfg = TrainConfig(device=device, loss=LossConfig(beta=beta, probe_size=probe_size))
-    data = prepare(zoo, cfg, device)
-    lay = data.lay
-    model = Autoencoder(cfg.model, lay.width, lay.num_tokens, lay.max_positions).to(device)
+    data = prepare(zoo, cfg.tokens.width, device)
+    probes = behavior(data, cfg.loss, cfg.seed)
+    model = build_model(cfg, data.lay).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
     scaler, gen = LossScaler(True), torch.Generator(device=device).manual_seed(0)
     batch = data.rows["train"][: cfg.optim.batch_size]
-    positions = lay.positions.to(device)
     times = []
     for i in range(steps + 2):
         t0 = time.perf_counter()
-        parts = train_step(model, data, cfg, batch, positions, gen)
+        parts = train_step(model, data, probes, cfg, batch, gen)
         behav = scaler("behav", parts["loss_behav"]) if "loss_behav" in parts else None
         loss = combine(
             cfg.loss, scaler("contrast", parts["loss_contrast"]), scaler("struct", parts["loss_struct"]), behav

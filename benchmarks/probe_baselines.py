@@ -41,10 +41,9 @@ import torch
 from scipy.stats import kendalltau
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from wsl.evaluate import flatten, probe_target, r2_score, ridge_probe, weight_statistics
-from wsl.model import Autoencoder
-from wsl.sweep.config import from_dict
-from wsl.train import CHECKPOINT, TrainConfig, prepare
+from wsl.generate import flatten
+from wsl.probes import probe_target, r2_score, ridge_probe, weight_statistics
+from wsl.run import CHECKPOINT, load_run
 from wsl.zoo.store import Zoo, load_zoo, save_zoo
 
 SPLITS = ("train", "val", "test")
@@ -117,17 +116,15 @@ def _check_cut_args(args: argparse.Namespace, zoo: Zoo) -> None:
 
 def run_latents(zoo: Zoo, run: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``wsl train`` run's latents of every zoo row [R, T, latent] and the layer of each token [T]."""
-    state = torch.load(Path(run) / CHECKPOINT, map_location="cpu", weights_only=True)
-    cfg = from_dict(TrainConfig, state["config"])
-    if Path(cfg.zoo).resolve() != Path(zoo.path).resolve():
-        sys.exit(f"--run {run} was trained on {cfg.zoo}, not on --zoo {zoo.path}")
-    data = prepare(zoo, cfg, "cpu")
-    model = Autoencoder(cfg.model, data.lay.width, data.lay.num_tokens, data.lay.max_positions)
-    model.load_state_dict(state["model"])
-    model.eval()
+    trained = load_run(run, "cpu")
+    if Path(trained.cfg.zoo).resolve() != Path(zoo.path).resolve():
+        sys.exit(f"--run {run} was trained on {trained.cfg.zoo}, not on --zoo {zoo.path}")
+    data = trained.data(zoo)
     positions = data.lay.positions
     with torch.no_grad():
-        z = torch.cat([model.encode(data.tokens[i : i + 256], positions) for i in range(0, len(data.tokens), 256)])
+        z = torch.cat(
+            [trained.model.encode(data.tokens[i : i + 256], positions) for i in range(0, len(data.tokens), 256)]
+        )
     return z.double(), positions[:, 1]
 
 

@@ -51,8 +51,8 @@ import pandas as pd
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from wsl.config import load_yaml
-from wsl.sweep.config import SweepConfig
+from wsl.compose import load_yaml
+from wsl.sweep.config import SweepConfig, upgrade
 
 TARGET_SHARE = 0.4  # issue 4: reach random search's best within this share of its trial-epochs
 NOISE_EPOCHS = 6  # the last epochs over which epoch_noise measures the objective's epoch-to-epoch change
@@ -111,7 +111,7 @@ def settings_mismatch(directory: Path, search: str, args) -> str | None:
     Random search stops no trial, so ASHA's settings do not change its table: the same random runs
     serve as the reference for any ``--grace`` and ``--rf``.
     """
-    cfg = load_yaml(directory / "sweep.yaml", SweepConfig)
+    cfg = load_yaml(directory / "sweep.yaml", SweepConfig, upgrade)
     kept = {"--trials": cfg.search.num_samples, "--max-t": cfg.scheduler.max_t}
     asked = {"--trials": args.trials, "--max-t": args.max_t}
     if search != "random":

@@ -24,9 +24,10 @@ import os
 import pandas as pd
 import torch
 
+from wsl.config import OptimConfig, TrainConfig
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
-from wsl.train import OptimConfig, TrainConfig, train
+from wsl.train import train
 
 BETAS = (1.0, 0.5, 0.1)
 METRICS = ("rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau")

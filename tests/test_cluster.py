@@ -23,7 +23,7 @@ from jsonschema import validate
 from packaging.specifiers import SpecifierSet
 
 from wsl.cli import _parser
-from wsl.config import load_config
+from wsl.compose import load_config
 from wsl.sweep.config import SweepConfig
 from wsl.zoo.make import ZooConfig
 

@@ -6,10 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from wsl.config import TrainConfig
 from wsl.errors import WslError
-from wsl.sweep.promote import aggregate, promote
+from wsl.sweep.config import SweepConfig
+from wsl.sweep.promote import aggregate, promote, promoted_config
 
 SOURCE = pd.Series({"sweep": "s", "trial_id": "t1", "loss.beta": 0.1, "objective": 0.7, "status": "TERMINATED"})
+CFG = promoted_config(SOURCE, TrainConfig(zoo="zoos/elsewhere"), epochs=12, out=Path("out"))
 
 
 def final(seed: int, generate: bool) -> dict:
@@ -35,19 +38,24 @@ def final(seed: int, generate: bool) -> dict:
 
 
 def test_a_promoted_row_keeps_the_trials_config_and_links_back():
-    row = aggregate(SOURCE, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
+    row = aggregate(SOURCE, CFG, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
     assert row["loss.beta"] == 0.1 and row["source_trial"] == "t1" and row["status"] == "PROMOTED"
     assert row["trial_id"] == "t1-promoted" and row["seeds"] == 2 and row["epochs"] == 12
 
 
+def test_a_promoted_row_names_the_zoo_and_budget_it_ran_with():
+    row = aggregate(SOURCE, CFG, [final(0, False)], Path("out"), Path("promoted.yaml"))
+    assert row["zoo"] == "zoos/elsewhere" and row["optim.epochs"] == 12
+
+
 def test_a_promoted_row_holds_mean_and_spread_over_seeds():
-    row = aggregate(SOURCE, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
+    row = aggregate(SOURCE, CFG, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
     assert row["rec_acc_ratio"] == pytest.approx(0.955) and row["rec_acc_ratio_std"] == pytest.approx(0.005)
     assert row["gen_acc"] == pytest.approx(0.7) and row["noise_novelty_std"] == 0.0
 
 
 def test_runs_that_generate_nothing_promote_without_generation_columns():
-    row = aggregate(SOURCE, [final(0, False), final(1, False)], Path("out"), Path("promoted.yaml"))
+    row = aggregate(SOURCE, CFG, [final(0, False), final(1, False)], Path("out"), Path("promoted.yaml"))
     assert "gen_acc" not in row and row["baseline_r2"] == pytest.approx(0.6)
 
 
@@ -56,4 +64,4 @@ def test_runs_that_generate_nothing_promote_without_generation_columns():
 )
 def test_promote_refuses_a_count_below_one_before_reading_anything(tmp_path, option, flag):
     with pytest.raises(WslError, match=flag):
-        promote("no-such-sweep", tmp_path, **option)
+        promote(SweepConfig(), tmp_path / "no-such-sweep", tmp_path / "promoted", **option)

@@ -1,9 +1,11 @@
 """``wsl report``: a sweep's results table -> one offline HTML page + PNGs, checked in a real headless Chromium."""
 
+import os
 import re
 import shutil
 import struct
 import subprocess
+import warnings
 import zlib
 from pathlib import Path
 
@@ -144,7 +146,16 @@ def test_report_is_one_offline_page_with_every_section(report):
     assert not re.search(r"""<(script|link|img|iframe)[^>]*(src|href)\s*=\s*["']?(https?:)?//""", text, re.I)
     assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the bundle's banner: inlined exactly once
     assert text.count('<div id="fig-') == 7  # pareto, weighting, importance, curves, 3 for the promoted run
-    assert "t0" in text and "★ promoted" in text
+
+
+def test_top_table_ranks_the_trials_by_objective(report):
+    trials = pd.read_parquet(report.parent.parent / "trials.parquet")
+    runs = trials[trials["status"] != "PROMOTED"].sort_values("objective", ascending=False, kind="stable")
+    source = trials.loc[trials["status"] == "PROMOTED", "source_trial"].item()
+    expected = [f"{t} ★ promoted" if t == source else t for t in runs["trial_id"].head(10)]
+    top = report.read_text().split('<section id="top">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", top)
+    assert rows == [(str(rank), trial) for rank, trial in enumerate(expected, 1)]
 
 
 def test_report_writes_a_png_per_figure(report):
@@ -222,8 +233,40 @@ def test_rerun_replaces_the_report_atomically(tmp_path):
     (first.parent / "stale.png").write_bytes(b"x")
     second = write_report("demo", root=tmp_path, top=3, png=False)
     assert second == first and not (second.parent / "stale.png").exists()
-    assert [p.name for p in (tmp_path / "demo").iterdir() if p.name.startswith(".")] == []
     assert second.read_text().count("<tr><td>") == 3
+
+
+def test_rerun_flips_the_report_link_and_removes_the_previous_version(tmp_path):
+    make_sweep(tmp_path, promoted=False)
+    link = tmp_path / "demo" / "report"
+    write_report("demo", root=tmp_path, png=False)
+    previous = link.resolve()
+    write_report("demo", root=tmp_path, png=False)
+    assert link.is_symlink() and link.resolve() != previous and not previous.exists()
+    hidden = [p.name for p in (tmp_path / "demo").iterdir() if p.name.startswith(".")]
+    assert hidden == [os.readlink(link)]  # only the live version: no temporary or old directory left behind
+
+
+def test_report_files_get_the_users_umask(tmp_path):
+    make_sweep(tmp_path, promoted=False)
+    mask = os.umask(0o022)
+    try:
+        page = write_report("demo", root=tmp_path, png=False)
+    finally:
+        os.umask(mask)
+    assert page.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0o600
+    assert page.parent.stat().st_mode & 0o777 == 0o755  # nor mkdtemp's 0o700
+
+
+def test_without_a_browser_the_page_is_written_with_a_warning(tmp_path):
+    if CHROMIUM is not None:
+        pytest.skip("chromium is installed: the PNGs are written")
+    make_sweep(tmp_path, promoted=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = write_report("demo", root=tmp_path)
+    assert [(w.filename, str(w.message)[:18]) for w in caught] == [(__file__, "PNG export skipped")]
+    assert "PNG export skipped" in page.read_text() and not list(page.parent.glob("*.png"))
 
 
 def test_importance_ranks_the_parameter_that_drives_the_objective(tmp_path):

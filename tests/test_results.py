@@ -11,7 +11,8 @@ from rich.console import Console
 
 from wsl import results
 from wsl.errors import WslError
-from wsl.results import export, load, pareto_front, query, render, snapshot, write_parquet
+from wsl.results import export, load, pareto_front, query, render, snapshot
+from wsl.table import write as write_parquet
 
 
 def trial(sweep: str, i: int, beta: float, rec: float, r2: float, status: str = "TERMINATED") -> dict:

@@ -15,7 +15,13 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pandas as pd
 import pytest
+import ray
+import yaml
 
+from wsl import table
+from wsl.compose import load_yaml
+from wsl.run import load_run
+from wsl.sweep.config import SweepConfig, upgrade
 from wsl.sweep.search import study_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +61,13 @@ def wsl(env, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def finished(env, small_zoo_path):
+def zoo_copy(small_zoo_path, tmp_path_factory):
+    """The test zoo at a path of its own: a sweep on it must not fall back to the default zoo anywhere."""
+    return shutil.copytree(small_zoo_path, tmp_path_factory.mktemp("elsewhere") / "zoo-copy")
+
+
+@pytest.fixture(scope="module")
+def finished(env, zoo_copy):
     """One real sweep whose space holds a clash no single value shows: 8 heads do not divide d_model=36.
 
     One trial at a time, so the order trials reach ASHA's rungs does not race. With this seed TPE's
@@ -64,7 +76,7 @@ def finished(env, small_zoo_path):
     """
     clash = ["+space.model.d_model={choices:[32,36]}", "+space.model.heads={choices:[4,8]}"]
     sequential = ["search.seed=3", "search.max_concurrent=1"]
-    result = wsl(env, "sweep", *tiny(small_zoo_path, "s1", *clash, *sequential))
+    result = wsl(env, "sweep", *tiny(zoo_copy, "s1", *clash, *sequential))
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(env["WSL_RESULTS"]) / "s1", result
 
@@ -91,7 +103,14 @@ def test_a_crashing_trial_is_recorded_as_errored_and_the_sweep_goes_on(finished)
     trials = pd.read_parquet(directory / "trials.parquet")
     errored = trials[trials["status"] == "ERROR"]
     assert len(errored) >= 1 and errored["error"].str.contains("model.d_model=36").all()
+    assert (errored["failures"] == 2).all()  # max_failures=1: tried, retried once, then recorded
     assert (trials["status"] == "TERMINATED").any()
+
+
+def test_every_trial_row_names_the_zoo_the_sweep_ran_on(finished, zoo_copy):
+    directory, _ = finished
+    trials = pd.read_parquet(directory / "trials.parquet")
+    assert set(trials["zoo"]) == {str(zoo_copy)}
 
 
 def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
@@ -151,88 +170,198 @@ def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
         ("zoo=/nonexistent/zoo", "/nonexistent/zoo"),
         ("name=a/b", "plain identifier"),
         ("+space.model.heads={choices:[4,3]}", "model.heads=3"),
+        ("train.zoo=/another/zoo", "differs from the sweep's zoo"),
+        ("storage=/proc/wsl-cannot-be-made", "cannot set up sweep 'bad' at /proc/wsl-cannot-be-made"),
     ],
 )
-def test_bad_input_fails_before_anything_is_written(env, small_zoo_path, override, message):
+def test_bad_input_fails_and_leaves_nothing_behind(env, small_zoo_path, override, message):
+    results = Path(env["WSL_RESULTS"])
+    before = sorted(results.iterdir()) if results.is_dir() else []
     result = wsl(env, "sweep", *tiny(small_zoo_path, "bad"), override)
     assert result.returncode == 2 and message in result.stderr
-    assert not (Path(env["WSL_RESULTS"]) / "bad").exists()
+    assert (sorted(results.iterdir()) if results.is_dir() else []) == before  # no bad/, no a/ for name=a/b
 
 
-def test_promote_runs_the_best_trial_over_seeds_and_links_back(env, finished):
-    directory, _ = finished
+@pytest.fixture(scope="module")
+def promoted(env, finished):
     result = wsl(env, "promote", "s1", "--seeds", "2", "--epochs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = pd.read_parquet(directory / "trials.parquet")
-    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    trials = pd.read_parquet(finished[0] / "trials.parquet")
     best = trials[trials["status"].isin(["TERMINATED", "STOPPED"])].sort_values("best_objective").iloc[-1]
+    return trials, best
+
+
+def test_promote_runs_the_best_trial_over_seeds_and_links_back(finished, promoted):
+    directory, _ = finished
+    trials, best = promoted
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
     assert row["source_trial"] == best["trial_id"] and row["seeds"] == 2 and row["rec_acc_ratio_std"] >= 0
-    config = Path(env["WSL_CONFIG_DIR"]) / "promoted" / f"s1-{best['trial_id']}.yaml"
-    assert config.read_text() == (directory / "promoted" / best["trial_id"] / "config.yaml").read_text()
     models = pd.read_parquet(directory / "promoted" / best["trial_id"] / "models.parquet")
     assert set(models["seed"]) == {0, 1} and {"test_acc", "rec_acc", "emb_x", "emb_y"} <= set(models.columns)
 
 
-def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_path):
-    directory = Path(env["WSL_RESULTS"]) / "k1"
-    args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1")
-    driver = subprocess.Popen(
-        [*WSL, "sweep", *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def test_the_promoted_yaml_is_the_trials_config_on_the_sweeps_zoo(env, finished, promoted, zoo_copy):
+    directory, _ = finished
+    _, best = promoted
+    text = (Path(env["WSL_CONFIG_DIR"]) / "promoted" / f"s1-{best['trial_id']}.yaml").read_text()
+    assert text == (directory / "promoted" / best["trial_id"] / "config.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert config["zoo"] == str(zoo_copy) and config["optim"]["epochs"] == 2
+    searched = {"loss.beta", "loss.gamma", "model.d_model", "model.heads"}
+    assert {k: config[k.split(".")[0]][k.split(".")[1]] for k in searched} == {k: best[k] for k in searched}
+
+
+def test_the_promoted_row_names_the_zoo_carries_its_objective_and_shows_in_results(env, promoted, zoo_copy):
+    trials, _ = promoted
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    assert row["zoo"] == str(zoo_copy)
+    assert row["objective"] == pytest.approx(0.5 * row["rec_acc_ratio"] + 0.5 * row["probe_r2"])
+    shown = wsl(env, "results", "s1", "--top", "3", "--columns", "trial_id,status,objective")
+    assert shown.returncode == 0 and "PROMOTED" in shown.stdout
+
+
+def test_wsl_train_reruns_a_promoted_config_on_the_sweeps_zoo(env, promoted, zoo_copy, tmp_path):
+    _, best = promoted
+    out = tmp_path / "rerun"
+    result = wsl(
+        env, "train", "--config", f"promoted/s1-{best['trial_id']}", f"out={out}", "optim.epochs=1", "generate=0"
     )
-    finished = pd.DataFrame()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_run(out, "cpu").cfg.zoo == str(zoo_copy)
+
+
+def test_promote_keeps_rows_the_sweep_writes_while_it_trains(finished, promoted, monkeypatch, tmp_path):
+    """The interleaving forced: a trial row lands between promote's read of the table and its write."""
+    import wsl.sweep.promote as promote_module
+
+    directory, _ = finished
+    late = {"sweep": "s1", "trial_id": "late-trial", "status": "RUNNING"}
+    write_yaml = promote_module.write_yaml
+
+    def then_the_sweep_writes(*args, **kwargs):
+        path = write_yaml(*args, **kwargs)  # the table was read already; the seeds train next
+        table.upsert(directory, table.TRIALS, [late])
+        return path
+
+    monkeypatch.setattr(promote_module, "write_yaml", then_the_sweep_writes)
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    before = pd.read_parquet(directory / "trials.parquet")
+    worst = before[before["status"].isin(["TERMINATED", "STOPPED"])].sort_values("best_objective").iloc[0]
+    sweep = load_yaml(directory / "sweep.yaml", SweepConfig, upgrade)
+    try:
+        promote_module.promote(sweep, directory, tmp_path, trial=worst["trial_id"], seeds=1, epochs=1)
+    finally:
+        ray.shutdown()
+    after = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")["status"]
+    assert set(before["trial_id"]) <= set(after.index)
+    assert after["late-trial"] == "RUNNING" and after[f"{worst['trial_id']}-promoted"] == "PROMOTED"
+
+
+def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_path):
+    """SIGKILL the driver while one trial has finished and the next is mid-run, then ``--resume``.
+
+    Tune's experiment snapshot is taken every step here (TUNE_GLOBAL_CHECKPOINT_S=0, instead of every
+    10 s or more), so the trial that was running is known to the restored Tune and must continue from its
+    checkpoint: its epochs before the kill are not run again.
+    """
+    directory = Path(env["WSL_RESULTS"]) / "k1"
+    args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1", "scheduler.kind=fifo")
+    driver = subprocess.Popen(
+        [*WSL, "sweep", *args],
+        env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    finished, midway = pd.DataFrame(), pd.DataFrame()
     deadline = time.time() + 300
-    while finished.empty and time.time() < deadline:
-        time.sleep(0.5)
+    while (finished.empty or midway.empty) and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.2)
         if (directory / "trials.parquet").is_file():
             trials = pd.read_parquet(directory / "trials.parquet")
             finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
+            midway = trials[(trials["status"] == "RUNNING") & (trials["epochs"] >= 1)]
+    assert driver.poll() is None, "the driver ended before it could be killed mid-trial"
     os.killpg(driver.pid, signal.SIGKILL)
+    killed_at = time.time()
     driver.wait()
-    assert not finished.empty, "no trial finished before the deadline"
+    assert not finished.empty and not midway.empty, "no trial was mid-run before the deadline"
     result = wsl(env, "sweep", "--resume", "k1")
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = pd.read_parquet(directory / "trials.parquet")
-    assert set(finished["trial_id"]) <= set(trials.loc[trials["status"].isin(["TERMINATED", "STOPPED"]), "trial_id"])
-    assert (trials["status"].isin(["TERMINATED", "STOPPED"])).sum() >= 4
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    assert (trials.loc[finished["trial_id"], "status"] == finished.set_index("trial_id")["status"]).all()
+    (resumed,) = midway["trial_id"]
+    assert trials.loc[resumed, "status"] == "TERMINATED" and trials.loc[resumed, "epochs"] == 3
+    epochs = pd.read_parquet(directory / "epochs.parquet").query("trial_id == @resumed").set_index("epoch")
+    again = epochs.index[epochs["reported_at"] > killed_at]
+    assert len(again) >= 1 and again.min() > midway["epochs"].iloc[0]  # continued; nothing re-run from scratch
 
 
 @pytest.fixture
-def ray_head(env):
-    """A Ray head started apart from wsl (`ray start --head`), as on a cluster; stopped afterwards."""
+def ray_head(env, tmp_path):
+    """A Ray head started apart from wsl (`ray start --head`, job server included), as on a cluster.
+
+    Its processes and its clients get a HOME of their own: the head writes its auth token to
+    ~/.ray/auth_token, and a test must not touch the user's. Yields the client environment (token
+    authentication on, as a cluster's clients need), the head's address and its job server's URL.
+    """
+    user_token = Path.home() / ".ray" / "auth_token"
+    before = user_token.read_bytes() if user_token.is_file() else None
     temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
-    port = "6391"
-    head = {**env, "RAY_ADDRESS": ""}
+    port, dashboard = "6391", "8391"
+    home = tmp_path / "home"
+    home.mkdir()
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `wsl` on the PATH, as a node's venv puts it
+    head = {**env, "RAY_ADDRESS": "", "HOME": str(home), "RAY_AUTH_MODE": "token", "PATH": path}
+    token = subprocess.run([RAY, "get-auth-token", "--generate"], capture_output=True, env=head, timeout=60)
+    assert token.returncode == 0, token.stderr  # as on a cluster (cluster/README.md): the token first, then the head
     start = [
         RAY,
         "start",
         "--head",
         f"--port={port}",
         "--num-cpus=2",
-        "--include-dashboard=false",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
         f"--temp-dir={temp}",
     ]
     started = subprocess.run(start, capture_output=True, text=True, env=head, timeout=120)
     assert started.returncode == 0, started.stderr
     try:
-        yield f"127.0.0.1:{port}"
+        yield head, f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, env=head, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+    assert (user_token.read_bytes() if user_token.is_file() else None) == before, "the user's ~/.ray was written"
 
 
 def test_a_sweep_joins_a_separately_started_ray_cluster(env, small_zoo_path, ray_head):
-    client = {**env, "RAY_AUTH_MODE": "token"}  # the head made ~/.ray/auth_token; an explicit address needs this
-    result = wsl(client, "sweep", *tiny(small_zoo_path, "c1", "search.num_samples=2"), "--address", ray_head)
+    client, address, _ = ray_head
+    result = wsl(client, "sweep", *tiny(small_zoo_path, "c1", "search.num_samples=2"), "--address", address)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = pd.read_parquet(Path(env["WSL_RESULTS"]) / "c1" / "trials.parquet")
     assert len(trials) == 2 and trials["status"].isin(["TERMINATED", "STOPPED"]).all()
 
 
+def test_a_sweep_runs_as_a_job_submitted_to_the_cluster(env, small_zoo_path, ray_head):
+    """cluster/README.md's `ray job submit --working-dir . -- wsl sweep ...`, against a local head."""
+    client, _, jobs = ray_head
+    sweep = " ".join(tiny(small_zoo_path, "j1", "search.num_samples=2"))
+    command = f"WSL_RESULTS={env['WSL_RESULTS']} WSL_CONFIG_DIR={env['WSL_CONFIG_DIR']} wsl sweep {sweep}"
+    submit = [RAY, "job", "submit", "--address", jobs, "--working-dir", str(REPO), "--", "bash", "-c", command]
+    result = subprocess.run(submit, capture_output=True, text=True, env=client, cwd=REPO, timeout=600)
+    assert result.returncode == 0 and "succeeded" in result.stdout, (result.stdout + result.stderr)[-3000:]
+    trials = pd.read_parquet(Path(env["WSL_RESULTS"]) / "j1" / "trials.parquet")
+    assert len(trials) == 2 and trials["status"].isin(["TERMINATED", "STOPPED"]).all()
+    assert (Path(client["HOME"]) / ".ray" / "auth_token").is_file()  # the head's token went to its own HOME
+
+
 def test_a_multi_node_cluster_needs_shared_storage(env, small_zoo_path, ray_head):
-    client = {**env, "RAY_AUTH_MODE": "token"}
-    worker = [RAY, "start", f"--address={ray_head}", "--num-cpus=1"]
+    client, address, _ = ray_head
+    worker = [RAY, "start", f"--address={address}", "--num-cpus=1"]
     joined = subprocess.run(worker, capture_output=True, text=True, env=client, timeout=120)
     assert joined.returncode == 0, joined.stderr
-    result = wsl(client, "sweep", *tiny(small_zoo_path, "m1"), "--address", ray_head)
+    result = wsl(client, "sweep", *tiny(small_zoo_path, "m1"), "--address", address)
     assert result.returncode != 0 and "storage=" in result.stderr
     assert not (Path(env["WSL_RESULTS"]) / "m1").exists()

@@ -1,11 +1,14 @@
 """The sweep config is checked at the edge: every bad value is one clear error, before anything starts."""
 
-import pytest
+from dataclasses import asdict
 
-from wsl.config import load_config
+import pytest
+import yaml
+
+from wsl.compose import load_config, load_yaml
+from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
-from wsl.sweep.config import Param, SweepConfig, flatten, trial_config
-from wsl.train import TrainConfig
+from wsl.sweep.config import Param, SweepConfig, upgrade
 
 
 def sweep(*overrides):
@@ -64,8 +67,42 @@ def test_points_to_evaluate_take_unnamed_knobs_from_the_base_config():
 
 
 def test_trial_config_sets_dotted_values_and_revalidates():
-    cfg = trial_config(TrainConfig(), {"loss.beta": 0.3, "tokens.width": 16})
+    cfg = with_values(TrainConfig(), {"loss.beta": 0.3, "tokens.width": 16})
     assert cfg.loss.beta == 0.3 and cfg.tokens.width == 16
     assert flatten({"a": {"b": 1}, "c": 2}) == {"a.b": 1, "c": 2}
     with pytest.raises(WslError, match="model.heads=3"):
-        trial_config(TrainConfig(), {"model.heads": 3})
+        with_values(TrainConfig(), {"model.heads": 3})
+
+
+def test_a_sweeps_zoo_is_its_trials_zoo():
+    assert sweep("zoo=zoos/elsewhere").train.zoo == "zoos/elsewhere"
+    assert SweepConfig(zoo="zoos/elsewhere").train.zoo == "zoos/elsewhere"
+
+
+def test_a_second_zoo_for_the_trials_is_refused():
+    with pytest.raises(WslError, match="train.zoo='zoos/b' differs from the sweep's zoo='zoos/a'"):
+        sweep("zoo=zoos/a", "train.zoo=zoos/b")
+
+
+def test_a_sweep_name_with_a_trailing_newline_is_refused():
+    with pytest.raises(WslError, match="plain identifier"):
+        SweepConfig(name="paper\n")
+
+
+def test_a_sweep_yaml_of_the_first_format_loads_with_the_zoo_it_ran_on(tmp_path):
+    """Version 1 wrote the default zoo under train.zoo whatever zoo= said; the trials ran on zoo=."""
+    old = yaml.safe_dump({"name": "old", "zoo": "zoos/elsewhere", "train": {"zoo": "zoos/digits-cnn"}})
+    (tmp_path / "sweep.yaml").write_text(old)
+    cfg = load_yaml(tmp_path / "sweep.yaml", SweepConfig, upgrade)
+    assert cfg.version == 2 and cfg.train.zoo == "zoos/elsewhere"
+
+
+@pytest.mark.parametrize("header", ["", "# @package _global_\n"])
+def test_a_config_in_a_folder_composes_at_the_top_with_overrides(tmp_path, monkeypatch, header):
+    """Promoted YAMLs live in sweeps/promoted/; older ones were written without a package header."""
+    (tmp_path / "promoted").mkdir()
+    written = with_values(TrainConfig(name="s-t1"), {"loss.beta": 0.3})
+    (tmp_path / "promoted" / "s-t1.yaml").write_text(header + yaml.safe_dump(asdict(written)))
+    monkeypatch.setenv("WSL_CONFIG_DIR", str(tmp_path))
+    cfg = load_config("promoted/s-t1", ["seed=4"], TrainConfig)
+    assert (cfg.name, cfg.loss.beta, cfg.seed) == ("s-t1", 0.3, 4)

@@ -1,6 +1,7 @@
 """One training run: reports DESIGN.md's metrics every epoch, learns, checkpoints, resumes."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,12 +9,18 @@ import pytest
 import torch
 
 from wsl import metrics
+from wsl.config import OptimConfig, TokenConfig, TrainConfig
+from wsl.data import behavior, prepare
 from wsl.errors import WslError
+from wsl.evaluate import reconstruction
+from wsl.generate import generation_population
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
-from wsl.train import CHECKPOINT, OptimConfig, TrainConfig, generation_population, prepare, train
+from wsl.run import CHECKPOINT, load_run
+from wsl.train import train
 from wsl.zoo.store import load_zoo
 
+RECONSTRUCTION = ("rec_acc", "rec_acc_ratio", "rec_agreement")
 EPOCH_METRICS = {
     "loss",
     "loss_struct",
@@ -86,14 +93,14 @@ def test_beta_one_skips_the_behavioral_branch(small_zoo_path, tmp_path):
 
 
 def test_a_memo_computes_the_behavioral_targets_once_per_probe_set(small_zoo_path, tmp_path):
-    zoo, memo = load_zoo(small_zoo_path), {}
+    data, memo = prepare(load_zoo(small_zoo_path), 32, "cpu"), {}
     cfg = config(small_zoo_path, tmp_path)
-    first = prepare(zoo, cfg, "cpu", memo)
-    again = prepare(zoo, cfg, "cpu", memo)
-    other = prepare(zoo, replace(cfg, loss=replace(cfg.loss, probe_size=16)), "cpu", memo)
-    assert again.target_logits is first.target_logits
-    assert torch.equal(first.target_logits, prepare(zoo, cfg, "cpu").target_logits)
-    assert other.target_logits.shape[1] == 16 and len(memo) == 2
+    first = behavior(data, cfg.loss, cfg.seed, memo)
+    again = behavior(data, cfg.loss, cfg.seed, memo)
+    other = behavior(data, replace(cfg.loss, probe_size=16), cfg.seed, memo)
+    assert again.targets is first.targets
+    assert torch.equal(first.targets, behavior(data, cfg.loss, cfg.seed).targets)
+    assert other.targets.shape[1] == 16 and len(memo) == 2
 
 
 def test_resume_continues_after_the_last_checkpoint(run, small_zoo_path):
@@ -126,8 +133,6 @@ def test_out_of_range_values_are_named(overrides, key):
 
 
 def test_token_width_below_one_is_named():
-    from wsl.train import TokenConfig
-
     with pytest.raises(WslError, match="tokens.width"):
         TrainConfig(tokens=TokenConfig(width=0))
 
@@ -142,3 +147,61 @@ def test_generation_stays_within_the_best_models_activation_function():
     )
     top, act = generation_population(models, np.array([0, 1, 2, 3, 4, 5]))
     assert act == "relu" and list(top) == [3, 0]
+
+
+def test_epoch_losses_average_over_the_steps_taken(small_zoo_path, tmp_path):
+    """A last batch of one model is skipped (no contrastive pair), so it must not count in the mean.
+
+    With each component divided by its first value, the first step's total is exactly 1: with one step an
+    epoch, epoch 1's mean is 1 (it was 0.5 while the skipped batch was counted).
+    """
+    rows = len(prepare(load_zoo(small_zoo_path), 32, "cpu").rows["train"])
+    cfg = config(small_zoo_path, tmp_path / "one-step")
+    cfg.optim = OptimConfig(epochs=1, batch_size=rows - 1)
+    reports = []
+    train(cfg, reports.append)
+    assert reports[0]["loss"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def finished(small_zoo_path, tmp_path_factory):
+    """A run left as it ended (the ``run`` fixture is resumed by another test)."""
+    cfg = config(small_zoo_path, tmp_path_factory.mktemp("runs") / "finished")
+    cfg.generate, cfg.optim.epochs = 0, 1
+    reports = []
+    train(cfg, reports.append)
+    return Path(cfg.out), reports
+
+
+def test_a_finished_run_reloads_from_its_directory_alone(finished, small_zoo_path):
+    out, reports = finished
+    reloaded = load_run(out, "cpu")
+    fitted = prepare(load_zoo(small_zoo_path), 32, "cpu").norm
+    assert torch.equal(reloaded.norm.mean, fitted.mean) and torch.equal(reloaded.norm.std, fitted.std)
+    assert reloaded.epoch == reports[-1]["epoch"] and reloaded.cfg.model.latent_dim == 8
+    assert reconstruction(reloaded.model, reloaded.data()) == {k: reports[-1][k] for k in RECONSTRUCTION}
+
+
+def test_a_checkpoint_of_the_first_format_reloads_by_refitting_from_its_zoo(finished, tmp_path):
+    out, reports = finished
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    old = {k: v for k, v in state.items() if k not in ("version", "arch", "token_width", "normalizer")}
+    (tmp_path / "old").mkdir()
+    torch.save(old, tmp_path / "old" / CHECKPOINT)
+    reloaded = load_run(tmp_path / "old", "cpu")
+    assert reconstruction(reloaded.model, reloaded.data()) == {k: reports[-1][k] for k in RECONSTRUCTION}
+
+
+def test_a_checkpoint_of_the_first_format_without_its_zoo_says_what_to_do(finished, tmp_path):
+    out, _ = finished
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    state["config"]["zoo"] = str(tmp_path / "gone")
+    old = {k: v for k, v in state.items() if k not in ("version", "arch", "token_width", "normalizer")}
+    torch.save(old, tmp_path / CHECKPOINT)
+    with pytest.raises(WslError, match="holds no normaliser.*gone, which does not exist"):
+        load_run(tmp_path, "cpu")
+
+
+def test_a_directory_without_a_checkpoint_is_no_run(tmp_path):
+    with pytest.raises(WslError, match="not a run directory"):
+        load_run(tmp_path)

@@ -10,6 +10,7 @@ random numbers are drawn on the generator's device and then moved to the data.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -91,6 +92,13 @@ def erase(
     return tokens.masked_fill(erased.view(tokens.shape), 0)
 
 
+class View(NamedTuple):
+    """One augmented view of N models: what the encoder reads, and the clean tokens it should rebuild."""
+
+    clean: Tensor  # [N, T, W]: permuted (if asked) and normalised, nothing more
+    augmented: Tensor  # [N, T, W]: the same, then noise and erasing
+
+
 def two_views(
     arch: Arch,
     params: dict[str, Tensor],
@@ -99,24 +107,24 @@ def two_views(
     noise: float = 0.1,
     erase_p: float = 0.5,
     *,
+    permute: bool = True,
     normalizer: Normalizer | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Two independently augmented token views ``[N, T, W]`` of the same N models.
+) -> tuple[View, View]:
+    """Two independently augmented views of the same N models.
 
     Each view: permute -> tokenize -> (normalize, if a normalizer is given) ->
     noise -> erase, so erased values are 0 in the space the model sees.
     """
     if arch != lay.arch:
         raise WslError(f"layout was built for {lay.arch}, not for {arch}; build it with tokens.layout(arch, width)")
-    return tuple(_view(arch, params, lay, generator, noise, erase_p, normalizer) for _ in range(2))
+    return tuple(_view(params, lay, generator, noise, erase_p, permute, normalizer) for _ in range(2))
 
 
-def _view(arch, params, lay, generator, noise, erase_p, normalizer) -> Tensor:
-    tokens = tokenize(permute_neurons(arch, params, generator), lay)
-    if normalizer is not None:
-        tokens = normalizer.normalize(tokens, lay)
-    tokens = multiplicative_noise(tokens, noise, generator)
-    return erase(tokens, lay.mask, erase_p, generator=generator)
+def _view(params, lay, generator, noise, erase_p, permute, normalizer) -> View:
+    tokens = tokenize(permute_neurons(lay.arch, params, generator) if permute else params, lay)
+    clean = normalizer.normalize(tokens, lay) if normalizer is not None else tokens
+    noisy = multiplicative_noise(clean, noise, generator)
+    return View(clean, erase(noisy, lay.mask.to(clean.device), erase_p, generator=generator))
 
 
 def _take(x: Tensor, index: Tensor, dim: int) -> Tensor:

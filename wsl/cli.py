@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def zoo_make(args) -> None:
-    from wsl.config import load_config
+    from wsl.compose import load_config
     from wsl.zoo.make import ZooConfig, make_zoo
     from wsl.zoo.store import load_zoo, save_zoo
 
@@ -131,9 +131,12 @@ def zoo_import(args) -> None:
 
 
 def train_run(args) -> None:
-    from wsl.config import load_config
-    from wsl.results import write_parquet
-    from wsl.train import CHECKPOINT, TrainConfig, train
+    from wsl import table
+    from wsl.atomic import write_text
+    from wsl.compose import load_config
+    from wsl.config import TrainConfig
+    from wsl.run import CHECKPOINT
+    from wsl.train import train
     from wsl.zoo.store import load_zoo
 
     cfg = load_config(args.config, args.overrides, TrainConfig)
@@ -154,31 +157,32 @@ def train_run(args) -> None:
 
         def report(metrics: dict) -> None:
             history.append(metrics)
-            write_parquet(out / "epochs.parquet", history)
+            table.write(out / "epochs.parquet", history)
             shown = ("loss", "rec_acc_ratio", "rec_agreement", "probe_r2")
             status = "  ".join(f"{k} {metrics[k]:.3f}" for k in shown)
             progress.update(bar, completed=metrics["epoch"], description=status)
 
         final = train(cfg, report, zoo=zoo, resume=args.resume)
-    (out / "final.json").write_text(json.dumps(final, indent=2))
-    table = Table(title=f"run {cfg.name}  ({out})", show_header=False)
+    write_text(out / "final.json", json.dumps(final, indent=2))
+    shown = Table(title=f"run {cfg.name}  ({out})", show_header=False)
     for key, value in final.items():
-        table.add_row(key, _fmt(value))
-    console.print(table)
+        shown.add_row(key, _fmt(value))
+    console.print(shown)
 
 
 def sweep_run(args) -> None:
-    from wsl.config import load_config, load_yaml
-    from wsl.results import results_root
-    from wsl.sweep.config import SweepConfig
-    from wsl.sweep.runner import SWEEP_FILE, resume_sweep, run_sweep
+    from wsl.compose import load_config
+    from wsl.sweep.runner import resume_sweep, run_sweep
+    from wsl.table import results_root
 
     if args.resume:
         if args.overrides:
             raise WslError("--resume takes no overrides: a sweep continues with the config it started with")
-        cfg = load_yaml(results_root() / args.resume / SWEEP_FILE, SweepConfig)
+        cfg = _saved_sweep(args.resume)
         directory = resume_sweep(cfg, results_root(), args.address)
     else:
+        from wsl.sweep.config import SweepConfig
+
         cfg = load_config("sweep", args.overrides, SweepConfig)
         s = cfg.search
         console.print(
@@ -208,12 +212,15 @@ def results_run(args) -> None:
 
 
 def promote_run(args) -> None:
-    from wsl.results import results_root
+    from wsl.compose import config_dir
+    from wsl.metrics import SUMMARY
     from wsl.sweep.promote import promote
+    from wsl.table import PROMOTED_DIR, results_root
 
     for row in promote(
-        args.name,
-        results_root(),
+        _saved_sweep(args.name),
+        results_root() / args.name,
+        config_dir() / PROMOTED_DIR,
         metric=args.metric,
         trial=args.trial,
         top_k=args.top_k,
@@ -222,16 +229,7 @@ def promote_run(args) -> None:
         address=args.address,
     ):
         table = Table(title=f"promoted {row['source_trial']} of {args.name}", show_header=False)
-        for key in (
-            "rec_acc_ratio",
-            "rec_agreement",
-            "probe_r2",
-            "probe_tau",
-            "probe_r2_epoch",
-            "probe_r2_gap",
-            "gen_acc",
-            "baseline_r2",
-        ):
+        for key in SUMMARY:
             if key in row:  # gen_acc only when the runs generate models
                 table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
         table.add_row("config", row["config_file"])
@@ -242,6 +240,15 @@ def report_run(args) -> None:
     from wsl.report import write_report
 
     console.print(f"report written to {write_report(args.name, top=args.top)}")
+
+
+def _saved_sweep(name: str):
+    """The config a sweep ran with (its ``sweep.yaml``, in today's format)."""
+    from wsl.compose import load_yaml
+    from wsl.sweep.config import SweepConfig, upgrade
+    from wsl.table import SWEEP_FILE, check_name, results_root
+
+    return load_yaml(results_root() / check_name(name) / SWEEP_FILE, SweepConfig, upgrade)
 
 
 def _show_results(name: str, top: int = 10) -> None:

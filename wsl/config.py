@@ -1,55 +1,120 @@
-"""Hydra at the edge: compose a config from ``sweeps/`` plus overrides into a typed dataclass.
+"""The training config as typed data: what one autoencoder run is, checked once when it is built.
 
-Only the command line calls this. Everything below it receives the plain
-dataclass, already checked (key names and types by OmegaConf against the
-dataclass, value ranges by the dataclass's ``__post_init__``).
+``TrainConfig`` nests the sections of ``sweeps/train.yaml`` (``tokens``,
+``model``, ``loss``, ``optim``, ``augment``); its ``__post_init__`` rejects
+out-of-range values with the key's name. The helpers move it between the
+nested dataclass and the two plain shapes it is stored in: a nested dict
+(``asdict``; YAML, checkpoints) and flat dotted keys (``loss.beta``; the
+results table's config columns, a sweep's searched values).
+
+Hydra composes it in the command line (``wsl.compose``); nothing here reads a
+file.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import TypeVar
-
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
 
 from wsl.errors import WslError
-
-T = TypeVar("T")
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps"
-
-
-def config_dir() -> Path:
-    """``$WSL_CONFIG_DIR`` if set, else the repository's ``sweeps/``."""
-    return Path(os.environ.get("WSL_CONFIG_DIR", CONFIG_DIR)).resolve()
+from wsl.losses import LossConfig
+from wsl.model import ModelConfig
 
 
-def load_config(name: str, overrides: list[str], schema: type[T]) -> T:
-    """Compose ``<config_dir>/<name>.yaml`` with ``overrides`` and validate it as ``schema``."""
-    directory = config_dir()
-    if not (directory / f"{name}.yaml").is_file():
-        raise WslError(f"config file {directory / name}.yaml not found; set WSL_CONFIG_DIR to your sweeps/ folder")
-    try:
-        with initialize_config_dir(str(directory), version_base=None):
-            cfg = compose(config_name=name, overrides=overrides)
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
-        return OmegaConf.to_object(merged)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise WslError(f"config {name}.yaml with overrides {overrides}: {_first_line(e)}") from None
+@dataclass
+class TokenConfig:
+    width: int = 32
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+@dataclass
+class AugmentConfig:
+    permute: bool = True
+    noise: float = 0.1
+    erase_p: float = 0.5
 
 
-def load_yaml(path: Path, schema: type[T]) -> T:
-    """A config saved earlier (e.g. a sweep's ``sweep.yaml``), validated as ``schema``."""
-    if not Path(path).is_file():
-        raise WslError(f"config file {path} not found")
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
-    except (OmegaConfBaseException, ValueError) as e:
-        raise WslError(f"config file {path}: {_first_line(e)}") from None
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 64
+
+
+@dataclass
+class TrainConfig:
+    name: str = "default"
+    zoo: str = "zoos/digits-cnn"
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"
+    generate: int = 32  # models sampled from the KDE at the end (0: skip generation)
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self):
+        checks = [
+            ("loss.gamma", self.loss.gamma, 0 <= self.loss.gamma <= 1, "in [0, 1]"),
+            ("loss.beta", self.loss.beta, 0 <= self.loss.beta <= 1, "in [0, 1]"),
+            ("loss.probe_size", self.loss.probe_size, self.loss.probe_size >= 1, ">= 1"),
+            (
+                "loss.probe_inputs",
+                self.loss.probe_inputs,
+                self.loss.probe_inputs in ("train", "noise", "mix"),
+                "train, noise or mix",
+            ),
+            ("loss.distance", self.loss.distance, self.loss.distance in ("mse", "kl"), "mse or kl"),
+            ("loss.temperature", self.loss.temperature, self.loss.temperature > 0, "> 0"),
+            ("tokens.width", self.tokens.width, self.tokens.width >= 1, ">= 1"),
+            ("optim.lr", self.optim.lr, self.optim.lr > 0, "> 0"),
+            ("optim.epochs", self.optim.epochs, self.optim.epochs >= 1, ">= 1"),
+            ("optim.batch_size", self.optim.batch_size, self.optim.batch_size >= 2, ">= 2 (contrastive pairs)"),
+            (
+                "model.d_model",
+                self.model.d_model,
+                self.model.d_model % self.model.heads == 0,
+                f"a multiple of model.heads={self.model.heads}",
+            ),
+            ("model.latent_dim", self.model.latent_dim, self.model.latent_dim >= 1, ">= 1"),
+            ("augment.erase_p", self.augment.erase_p, 0 <= self.augment.erase_p <= 1, "in [0, 1]"),
+            ("augment.noise", self.augment.noise, self.augment.noise >= 0, ">= 0"),
+        ]
+        for key, value, ok, expected in checks:
+            if not ok:
+                raise WslError(f"config value {key}={value!r} is invalid: expected {expected}")
+
+
+def with_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+    """``base`` with dotted ``values`` set; validated again as a whole (e.g. d_model vs heads)."""
+    tree = asdict(base)
+    for key, value in values.items():
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return from_dict(TrainConfig, tree)
+
+
+def from_dict(schema, tree: dict):
+    """Rebuild a nested dataclass from ``asdict`` output (runs each ``__post_init__``)."""
+    kwargs = {}
+    for f in fields(schema):
+        if f.name in tree:
+            sub = f.default_factory() if callable(f.default_factory) else None
+            kwargs[f.name] = from_dict(type(sub), tree[f.name]) if is_dataclass(sub) else tree[f.name]
+    return schema(**kwargs)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dict (e.g. ``asdict(TrainConfig)``) -> ``{"loss.beta": 0.1, ...}``: the table's config columns."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

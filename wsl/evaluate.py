@@ -1,80 +1,29 @@
-"""How good is an autoencoder: probes on embeddings, reconstructions that run, generation.
+"""How good a trained autoencoder is: its reconstructions run as networks, its embeddings probed.
 
-- ``ridge_probe``: closed-form ridge (float64, unpenalised bias) from features
-  to a target, regularisation chosen by validation R² over a log grid, scored
-  on the test split as R² and Kendall tau (the field reports both).
-- ``probe_target``: what a probe predicts: test accuracy, or the field's
-  extra targets, the checkpoint's epoch and the generalisation gap.
-- ``weight_statistics``: per-tensor mean, variance and quantiles: the strong
-  baseline that embeddings must be compared with.
-- ``run_models``: test accuracy of decoded models and their agreement with
+- ``run_models``: test accuracy of (decoded) models and their agreement with
   the originals (share of test inputs on which both predict the same class).
-- ``kde_sample``: embeddings sampled from a Gaussian KDE fitted on the best
-  models' embeddings, for generation; ``nearest_distance`` and
-  ``nearest_distance_aligned`` (up to the order of hidden units) measure how
-  novel generated weights are (generative weight models tend to return
-  near-copies of their training data).
+- ``evaluate_epoch``: what a run reports every epoch (DESIGN.md's metrics):
+  held-out structural loss, reconstruction of the held-out trained models,
+  the embedding's ridge probe of test accuracy.
+- ``evaluate_final``: what it adds at the end: the weight-statistics baseline
+  on the same rows and the probe's extra targets (epoch, generalisation gap).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import kendalltau
-from sklearn.neighbors import KernelDensity
 from torch import Tensor
 
-from wsl.augment import reorder_units
+from wsl import probes
+from wsl.data import Data
+from wsl.losses import struct_loss
+from wsl.model import Autoencoder, encode_all
+from wsl.tokens import detokenize
 from wsl.zoo.arch import Arch, forward
 from wsl.zoo.tasks import Task
 
-ALPHAS = np.logspace(3, -5, 17)
-
-
-def _fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    reg = alpha * np.eye(xb.shape[1])
-    reg[-1, -1] = 0.0
-    return np.linalg.solve(xb.T @ xb + reg, xb.T @ y)
-
-
-def _predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return x @ w[:-1] + w[-1]
-
-
-def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
-    total = ((y - y.mean()) ** 2).sum()
-    return float(1 - ((y - pred) ** 2).sum() / total) if total > 0 else 0.0
-
-
-def ridge_probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
-    """features/targets keyed by split ("train", "val", "test"); returns test ``r2``, ``tau`` and the ``alpha``."""
-    x = {k: np.asarray(v, dtype=np.float64) for k, v in features.items()}
-    y = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
-    mean, std = x["train"].mean(0), x["train"].std(0) + 1e-12
-    x = {k: (v - mean) / std for k, v in x.items()}
-    best = max(ALPHAS, key=lambda a: r2_score(y["val"], _predict(x["val"], _fit_ridge(x["train"], y["train"], a))))
-    pred = _predict(x["test"], _fit_ridge(x["train"], y["train"], best))
-    tau = kendalltau(y["test"], pred).statistic
-    return {"r2": r2_score(y["test"], pred), "tau": float(np.nan_to_num(tau)), "alpha": float(best)}
-
-
-def probe_target(models, target: str) -> np.ndarray:
-    """[R] ``target`` of each row of a zoo's models table: ``test_acc``, ``epoch`` or ``gap`` (train - test acc)."""
-    if target == "gap":
-        return (models["train_acc"] - models["test_acc"]).to_numpy()
-    return models[target].to_numpy()
-
-
-def weight_statistics(weights: dict[str, Tensor]) -> np.ndarray:
-    """[R, 7 * tensors]: mean, variance and the 0/25/50/75/100% quantiles of every tensor of every row."""
-    columns = []
-    q = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
-    for w in weights.values():
-        flat = w.flatten(1).double()
-        columns += [flat.mean(1, keepdim=True), flat.var(1, keepdim=True), torch.quantile(flat, q, dim=1).T]
-    return torch.cat(columns, 1).numpy()
+EXTRA_TARGETS = ("epoch", "gap")  # probed at the end of a run: probe_r2_epoch, probe_tau_gap, ...
 
 
 @torch.no_grad()
@@ -102,57 +51,81 @@ def _predictions(arch: Arch, params: dict[str, Tensor], activations, task: Task,
     )
 
 
-def kde_sample(embeddings: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n samples [n, D] from a Gaussian KDE (Scott's bandwidth on standardised embeddings)."""
-    mean, std = embeddings.mean(0), embeddings.std(0) + 1e-12
-    z = (embeddings - mean) / std
-    bandwidth = len(z) ** (-1.0 / (z.shape[1] + 4))
-    kde = KernelDensity(bandwidth=bandwidth).fit(z)
-    return kde.sample(n, random_state=seed) * std + mean
+def positions_of(data: Data) -> Tensor:
+    """The layout's position ids ``[T, 3]`` on the tokens' device."""
+    return data.lay.positions.to(data.tokens.device)
 
 
-def nearest_distance(candidates: Tensor, pool: Tensor) -> np.ndarray:
-    """For each flattened weight vector in candidates [n, P], the L2 distance to the nearest in pool [m, P]."""
-    return torch.cdist(candidates.double(), pool.double()).min(1).values.cpu().numpy()
+@torch.no_grad()
+def decode_rows(model: Autoencoder, data: Data, rows: np.ndarray) -> dict[str, Tensor]:
+    """Weights (``name -> [len(rows), *shape]``) reconstructed from clean tokens."""
+    model.eval()
+    rec, _ = model(data.tokens[rows], positions_of(data))
+    return detokenize(data.norm.denormalize(rec, data.lay), data.lay)
 
 
-def nearest_distance_aligned(arch: Arch, candidates: dict[str, Tensor], pool: dict[str, Tensor]) -> np.ndarray:
-    """For each of n candidate models, the L2 distance to the nearest of m pool models up to hidden-unit order.
+@torch.no_grad()
+def evaluate_epoch(model: Autoencoder, data: Data) -> dict[str, float]:
+    """Held-out structural loss, reconstruction accuracy/agreement and the embedding probe."""
+    model.eval()
+    mask = data.lay.mask.to(data.tokens.device)
+    val = data.tokens[data.rows["val"]]
+    val_struct = float(struct_loss(model(val, positions_of(data))[0], val, mask))
+    probe = embedding_probe(model, data)["test_acc"]
+    return {
+        "val_loss_struct": val_struct,
+        **reconstruction(model, data),
+        "probe_r2": probe["r2"],
+        "probe_tau": probe["tau"],
+    }
 
-    Reordering a network's hidden units changes its weights, not its function: a
-    training model with its units shuffled is a copy that plain L2 calls far. For
-    every (candidate, pool model) pair this matches the candidate's units to the
-    pool model's one layer at a time from the input (greedy weight matching: an
-    assignment on the inner products of the units' incoming weights and bias, once
-    the layer below is matched), then measures. Each pair keeps the smaller of that
-    and the plain distance, so the result is never above ``nearest_distance``'s.
-    Cheap for the zoo's small layers: n * m * layers assignments of at most 20
-    units, one candidate at a time so that memory grows with m only.
+
+def final_test_rows(data: Data) -> np.ndarray:
+    """Test-split rows at the zoo's last checkpoint: trained models, judged by what they do."""
+    models = data.zoo.models
+    last = models["epoch"].to_numpy() == models["epoch"].max()
+    return np.intersect1d(data.rows["test"], np.flatnonzero(last))
+
+
+def reconstruction(model: Autoencoder, data: Data) -> dict[str, float]:
+    per = reconstruction_per_model(model, data)
+    return {
+        "rec_acc": float(per["rec_acc"].mean()),
+        "rec_acc_ratio": float(per["rec_acc"].mean() / per["test_acc"].mean()),
+        "rec_agreement": float(per["agreement"].mean()),
+    }
+
+
+def reconstruction_per_model(model: Autoencoder, data: Data) -> dict[str, np.ndarray]:
+    """For each final test model: its row, original and reconstructed test accuracy, agreement."""
+    rows = final_test_rows(data)
+    original = {k: v[rows].to(data.tokens.device) for k, v in data.zoo.weights.items()}
+    acts = list(data.activations[rows])
+    rec = run_models(data.lay.arch, decode_rows(model, data, rows), acts, data.task, original)
+    test_acc = data.zoo.models["test_acc"].to_numpy()[rows]
+    return {"row": rows, "test_acc": test_acc, "rec_acc": rec["acc"], "agreement": rec["agreement"]}
+
+
+def embedding_probe(model: Autoencoder, data: Data, targets: tuple[str, ...] = ("test_acc",)) -> dict[str, dict]:
+    """The ridge probe of the embeddings for each target: ``test_acc``, ``epoch`` or ``gap``.
+
+    ``gap`` is the generalisation gap, train minus test accuracy: with the
+    checkpoint's epoch, the field's extra probe targets.
     """
-    device = next(iter(candidates.values())).device
-    pool = {k: pool[k].to(device) for k in candidates}  # same device, same key order
-    m = len(next(iter(pool.values())))
-    pool_flat = flatten(pool).double()  # [m, P]
-    nearest = []
-    for c in range(len(next(iter(candidates.values())))):
-        cand = {k: v[c : c + 1].expand(m, *v.shape[1:]) for k, v in candidates.items()}  # [m, ...]: one per pair
-        for i in range(len(arch.layers) - 1):
-            cand = reorder_units(arch, cand, i, _matching(cand, pool, i))
-        nearest.append((flatten(cand).double() - pool_flat).norm(dim=1).min().item())
-    return np.minimum(nearest, nearest_distance(flatten(candidates), pool_flat))
+    features = by_split(encode_all(model, data.tokens, positions_of(data)).double().cpu().numpy(), data)
+    return {t: probes.ridge_probe(features, by_split(probes.probe_target(data.zoo.models, t), data)) for t in targets}
 
 
-def _matching(cand: dict[str, Tensor], ref: dict[str, Tensor], i: int) -> Tensor:
-    """[P, units]: for each pair, the candidate unit to put at each of the reference's units of layer ``i``."""
-
-    def incoming(params):  # [P, units, inputs + 1]
-        return torch.cat([params[f"layers.{i}.weight"].flatten(2), params[f"layers.{i}.bias"].unsqueeze(2)], 2)
-
-    similarity = (incoming(ref) @ incoming(cand).transpose(1, 2)).cpu().numpy()  # [P, ref units, cand units]
-    order = [linear_sum_assignment(s, maximize=True)[1] for s in similarity]
-    return torch.as_tensor(np.stack(order), device=cand[f"layers.{i}.weight"].device)
+def by_split(values: np.ndarray, data: Data) -> dict[str, np.ndarray]:
+    """values [R, ...] -> split name -> that split's rows, as the probes take them."""
+    return {s: values[r] for s, r in data.rows.items()}
 
 
-def flatten(params: dict[str, Tensor]) -> Tensor:
-    """name -> [N, *shape] to one weight vector per model [N, P]."""
-    return torch.cat([w.flatten(1) for w in params.values()], 1)
+def evaluate_final(model: Autoencoder, data: Data) -> dict[str, float]:
+    """End-of-run extras: the weight-statistics baseline and the probe's extra targets."""
+    stats = by_split(probes.weight_statistics(data.zoo.weights), data)
+    base = probes.ridge_probe(stats, by_split(probes.probe_target(data.zoo.models, "test_acc"), data))
+    out = {"baseline_r2": base["r2"], "baseline_tau": base["tau"]}
+    for target, probe in embedding_probe(model, data, EXTRA_TARGETS).items():
+        out[f"probe_r2_{target}"], out[f"probe_tau_{target}"] = probe["r2"], probe["tau"]
+    return out

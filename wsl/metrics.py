@@ -43,3 +43,25 @@ baseline and, when the run generates models, generation beside its two baselines
 
 BEST = ("objective", "rec_acc_ratio", "probe_r2")
 """Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""
+
+FINAL = ("objective", *SCORES, "val_loss_struct", *END)
+"""A promoted run's metrics: averaged over its seeds into the PROMOTED row (``<name>`` and ``<name>_std``)."""
+
+SHOWN = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")
+"""The metric columns ``wsl results`` shows by default, in this order."""
+
+SUMMARY = (
+    "objective",
+    "rec_acc_ratio",
+    "rec_agreement",
+    "rec_acc",
+    "probe_r2",
+    "probe_tau",
+    "probe_r2_epoch",
+    "probe_r2_gap",
+    "baseline_r2",
+    "baseline_tau",
+    "gen_acc",
+    "gen_novelty",
+)
+"""A promoted run in brief (``wsl promote``'s table, the report's promoted section), where reported."""

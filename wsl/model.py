@@ -92,10 +92,6 @@ class Autoencoder(nn.Module):
         return self.decode(z, positions), z
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @torch.no_grad()
 def encode_all(model: Autoencoder, tokens: Tensor, positions: Tensor, batch: int = 256) -> Tensor:
     """Embeddings ``[N, latent]`` of many models, in batches, in eval mode."""

@@ -1,9 +1,9 @@
-"""Sweep results tables: written atomically while a sweep runs, queried from notebooks and ``wsl results``.
+"""Queries over sweep results tables, from notebooks and ``wsl results``.
 
 A sweep NAME keeps ``<root>/NAME/trials.parquet`` (one row per trial) and
-``<root>/NAME/epochs.parquet`` (one row per trial per epoch); the root is
-``$WSL_RESULTS`` or ``results``. Writers replace a table by renaming a finished
-temporary file over it, so a reader never sees half a table and needs no lock.
+``<root>/NAME/epochs.parquet`` (one row per trial per epoch); ``wsl.table``
+owns those files (names, statuses, atomic writes). Here they are only read,
+so no lock is needed: a writer replaces a table by one rename.
 
 Readers want to ask "which weightings reconstruct working models *and* embed
 well?" without knowing the dotted config paths by heart, so every column
@@ -22,11 +22,9 @@ from __future__ import annotations
 import difflib
 import glob
 import math
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +34,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from wsl import table as tables
+from wsl.atomic import write_file
 from wsl.errors import WslError
-from wsl.metrics import BEST, END, EPOCH
+from wsl.metrics import BEST, END, EPOCH, SHOWN
+from wsl.table import BOOKKEEPING, results_root
 
-TABLES = ("trials", "epochs")
-SHOWN = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")  # metrics shown by default, in this order
-BOOKKEEPING = (
-    "sweep",
-    "trial_id",
-    "status",
-    "epochs",
-    "stopped_early",
-    "wall_time_s",
-    "checkpoint",
-    "error",
-    "reported_at",
-    "source_trial",
-    "seeds",
-    "config_file",
-)  # who, state and provenance: written by wsl.sweep.table and wsl.sweep.promote
+TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
 NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, "objective", *(f"best_{m}" for m in BEST)}
 SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
@@ -67,18 +53,7 @@ TOKEN = re.compile(
 )
 
 
-def results_root() -> Path:
-    """Where sweeps keep their results: ``$WSL_RESULTS``, else ``results`` under the working directory."""
-    return Path(os.environ.get("WSL_RESULTS", "results"))
-
-
 # ---------------------------------------------------------------- writing
-
-
-def write_parquet(path: Path, rows: list[dict] | pd.DataFrame) -> None:
-    """Replace ``path`` with a table of ``rows``, atomically."""
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    _write_atomically(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def export(df: pd.DataFrame, path: Path | str) -> Path:
@@ -90,21 +65,8 @@ def export(df: pd.DataFrame, path: Path | str) -> Path:
     }
     if path.suffix.lower() not in writers:
         raise WslError(f"cannot export to {path}: unknown suffix {path.suffix!r}; use a .csv or .json file name")
-    _write_atomically(path, writers[path.suffix.lower()])
+    write_file(path, writers[path.suffix.lower()])
     return path
-
-
-def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
-    """Write to a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- reading
@@ -121,15 +83,15 @@ def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd
         raise WslError(f"unknown results table {table!r}; use one of {', '.join(TABLES)}")
     root = Path(root if root is not None else results_root())
     sweeps = _sweep_dirs(name, root)
-    paths = [d / f"{table}.parquet" for d in sweeps]
+    paths = [d / TABLES[table] for d in sweeps]
     found = [p for p in paths if p.is_file()]
     if not found:
-        missing = paths[0] if len(paths) == 1 else root / name / f"{table}.parquet"
+        missing = paths[0] if len(paths) == 1 else root / name / TABLES[table]
         raise WslError(
             f"no {table} table for sweep {name!r}: {missing} does not exist; "
             "a sweep writes it when its first trial starts (is the sweep running?)"
         )
-    return pd.concat([read_table(p) for p in found], ignore_index=True)
+    return pd.concat([tables.read(p) for p in found], ignore_index=True)
 
 
 def _sweep_dirs(name: str, root: Path) -> list[Path]:
@@ -144,19 +106,6 @@ def _sweep_dirs(name: str, root: Path) -> list[Path]:
     what = "matches" if glob.has_magic(name) else "is named"
     hint = f"sweeps there: {', '.join(known)}" if known else "set $WSL_RESULTS to the directory that holds the sweeps"
     raise WslError(f"no sweep {what} {name!r} under {root} ({root / name} does not exist); {hint}")
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """One parquet table of a sweep, with a ``sweep`` column; a clear error if it is unreadable."""
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise WslError(
-            f"cannot read {path}: {e}; it is not a readable parquet table (delete it or restore it)"
-        ) from None
-    if "sweep" not in frame.columns:
-        frame.insert(0, "sweep", path.parent.name)
-    return frame
 
 
 # ---------------------------------------------------------------- querying

@@ -1,10 +1,25 @@
 """Sweeps on Ray Tune: Optuna proposes, ASHA stops, every trial lands in the results table.
 
-The only package that imports Ray; ``wsl.train`` below it knows nothing of Tune.
+The only package that imports Ray, and only where it runs something
+(``runner``, ``promote``, ``search``, ``recorder``, ``progress``): ``import
+wsl.sweep.config`` stays Ray-free, so the query layer and the report can read
+a sweep's config without starting Ray's imports. ``wsl.train`` below it knows
+nothing of Tune.
 """
 
 from wsl.sweep.config import Param, SweepConfig
-from wsl.sweep.promote import promote
-from wsl.sweep.runner import resume_sweep, run_sweep
 
 __all__ = ["Param", "SweepConfig", "promote", "resume_sweep", "run_sweep"]
+
+
+def __getattr__(name: str):
+    """The Ray-backed entry points, imported on first use."""
+    if name == "promote":
+        from wsl.sweep.promote import promote
+
+        return promote
+    if name in ("run_sweep", "resume_sweep"):
+        from wsl.sweep import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'wsl.sweep' has no attribute {name!r}")

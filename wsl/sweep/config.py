@@ -10,15 +10,15 @@ and is a range (``low``/``high``, optionally ``log``, ``integer``), a list of
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from wsl import table
+from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.metrics import SCORES
-from wsl.train import TrainConfig
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+VERSION = 2  # 1: before ``train.zoo`` followed ``zoo`` (see ``upgrade``)
 
 
 @dataclass
@@ -88,6 +88,7 @@ class ResourcesConfig:
 
 @dataclass
 class SweepConfig:
+    version: int = VERSION
     name: str = "default"
     zoo: str = "zoos/digits-cnn"
     storage: str | None = None  # Ray Tune storage_path (shared storage on a cluster); default: results/<name>
@@ -104,8 +105,14 @@ class SweepConfig:
             section: {name: _param(f"{section}.{name}", p) for name, p in group.items()}
             for section, group in self.space.items()
         }
-        if not NAME.match(self.name):
-            raise WslError(f"sweep name {self.name!r} must be a plain identifier (letters, digits, '-', '_')")
+        table.check_name(self.name)
+        if self.train.zoo == TrainConfig.zoo:  # left at its default: the sweep's zoo is the one
+            self.train = replace(self.train, zoo=self.zoo)
+        if self.train.zoo != self.zoo:
+            raise WslError(
+                f"train.zoo={self.train.zoo!r} differs from the sweep's zoo={self.zoo!r}: a sweep trains on its "
+                "zoo, so set zoo= alone (sweeps/sweep.yaml passes it on to train.zoo)"
+            )
         self.weights()
         for key, param in self.params().items():
             check_key(key)
@@ -141,7 +148,7 @@ class SweepConfig:
     def _check_trial(self, values: dict[str, Any], what: str) -> None:
         """A value no trial could train with is bad input: say so now, not after trials crash on it."""
         try:
-            trial_config(self.train, values)
+            with_values(self.train, values)
         except (WslError, TypeError) as e:
             raise WslError(f"{what}: {e}") from None
 
@@ -167,6 +174,10 @@ class SweepConfig:
             if out[metric] <= 0:
                 raise WslError(f"objective {self.objective!r}: weights must be > 0")
         return out
+
+    def objective_of(self, metrics: dict) -> float:
+        """The objective of one epoch's (or one final run's) ``metrics``."""
+        return sum(w * metrics[m] for m, w in self.weights().items())
 
     def points(self) -> list[dict[str, Any]]:
         """``search.points_to_evaluate`` completed: a searched key a point leaves out takes the base config's value."""
@@ -201,34 +212,12 @@ def check_key(key: str) -> None:
         node = names[part].default_factory() if callable(names[part].default_factory) else None
 
 
-def trial_config(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
-    """``base`` with dotted ``values`` set; validated again as a whole (e.g. d_model vs heads)."""
-    tree = asdict(base)
-    for key, value in values.items():
-        *path, leaf = key.split(".")
-        node = tree
-        for part in path:
-            node = node[part]
-        node[leaf] = value
-    return from_dict(TrainConfig, tree)
+def upgrade(tree: dict) -> dict:
+    """A saved ``sweep.yaml`` (plain dict) in today's format.
 
-
-def from_dict(schema, tree: dict):
-    """Rebuild a nested dataclass from ``asdict`` output (runs each ``__post_init__``)."""
-    kwargs = {}
-    for f in fields(schema):
-        if f.name in tree:
-            sub = f.default_factory() if callable(f.default_factory) else None
-            kwargs[f.name] = from_dict(type(sub), tree[f.name]) if is_dataclass(sub) else tree[f.name]
-    return schema(**kwargs)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dict (e.g. ``asdict(TrainConfig)``) -> ``{"loss.beta": 0.1, ...}``: the table's config columns."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    Version 1 (no ``version`` key) kept a second zoo under ``train.zoo`` that
+    ignored ``zoo=``; the sweep's own ``zoo`` is the one its trials trained on.
+    """
+    if tree.get("version", 1) < 2:
+        tree = {**tree, "version": VERSION, "train": {**tree.get("train", {}), "zoo": tree.get("zoo", "")}}
+    return tree

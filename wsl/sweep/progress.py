@@ -16,6 +16,8 @@ from collections import Counter
 from ray import tune
 from rich.console import Console
 
+from wsl import table
+
 console = Console(soft_wrap=True)  # module-level: Tune pickles its callbacks, and a Console holds a lock
 
 
@@ -27,7 +29,7 @@ class LiveView(tune.Callback):
         self.start = time.monotonic()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._event(trial, "RUNNING", f"started {_params(trial.config)}")
+        self._event(trial, table.RUNNING, f"started {_params(trial.config)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if result.get("objective", -math.inf) > self.best[0]:
@@ -36,12 +38,12 @@ class LiveView(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
         epochs = int(result.get("training_iteration", 0))
-        state = "STOPPED" if epochs < self.max_t else "TERMINATED"
-        verb = f"stopped by ASHA at epoch {epochs}" if state == "STOPPED" else "finished"
+        state = table.end_status(epochs, self.max_t)
+        verb = f"stopped by ASHA at epoch {epochs}" if state == table.STOPPED else "finished"
         self._event(trial, state, f"{verb}: objective {result.get('objective', float('nan')):.3f}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._event(trial, "ERROR", "failed (see its error in `wsl results NAME --where 'status == \"ERROR\"'`)")
+        self._event(trial, table.ERROR, "failed (see its error in `wsl results NAME --where 'status == \"ERROR\"'`)")
 
     def _event(self, trial, state: str, what: str) -> None:
         self.states[trial.trial_id] = state

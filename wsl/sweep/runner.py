@@ -23,19 +23,17 @@ import torch
 import yaml
 from ray import tune
 
+from wsl import table
+from wsl.atomic import write_text
+from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
+from wsl.run import CHECKPOINT
 from wsl.sweep import search
-from wsl.sweep.config import SweepConfig, flatten, from_dict, trial_config
+from wsl.sweep.config import SweepConfig
 from wsl.sweep.progress import LiveView
-from wsl.sweep.table import ResultsTable
-from wsl.train import CHECKPOINT, TrainConfig, train
+from wsl.sweep.recorder import TableRecorder
+from wsl.train import train
 from wsl.zoo.store import Zoo, load_zoo
-
-SWEEP_FILE = "sweep.yaml"
-
-
-def sweep_dir(root: Path, name: str) -> Path:
-    return Path(root) / name
 
 
 def experiment_path(cfg: SweepConfig, directory: Path) -> str:
@@ -49,10 +47,10 @@ MEMO: dict = {}
 MEMO_ENTRIES = 4  # distinct probe sets kept (each [rows, probe_size, classes] floats: 16 MB at probe 256)
 
 
-def run_trial(config: dict, zoo: Zoo, base: dict, weights: dict[str, float], threads: int) -> None:
-    """One Tune trial. ``config`` holds the sampled dotted values; ``base`` the sweep's TrainConfig as a dict."""
+def run_trial(config: dict, zoo: Zoo, sweep: SweepConfig, threads: int) -> None:
+    """One Tune trial. ``config`` holds the sampled dotted values of the ``sweep``'s space."""
     torch.set_num_threads(threads)
-    cfg = trial_config(from_dict(TrainConfig, base), config)
+    cfg = with_values(trial_base(sweep), config)
     restored = tune.get_checkpoint()
     with tempfile.TemporaryDirectory() as out:
         if restored is not None:
@@ -60,7 +58,7 @@ def run_trial(config: dict, zoo: Zoo, base: dict, weights: dict[str, float], thr
                 shutil.copy(Path(src) / CHECKPOINT, Path(out) / CHECKPOINT)
 
         def report(metrics: dict) -> None:
-            objective = sum(w * metrics[m] for m, w in weights.items())
+            objective = sweep.objective_of(metrics)
             tune.report({**metrics, "objective": objective}, checkpoint=tune.Checkpoint.from_directory(out))
 
         train(replace(cfg, out=out), report, zoo=zoo, resume=restored is not None, memo=MEMO)
@@ -109,9 +107,7 @@ def trial_resources(cfg: SweepConfig) -> dict[str, float]:
 
 
 def trainable(cfg: SweepConfig, zoo: Zoo):
-    fn = tune.with_parameters(
-        run_trial, zoo=zoo, base=asdict(trial_base(cfg)), weights=cfg.weights(), threads=max(1, int(cfg.resources.cpus))
-    )
+    fn = tune.with_parameters(run_trial, zoo=zoo, sweep=cfg, threads=max(1, int(cfg.resources.cpus)))
     return tune.with_resources(fn, trial_resources(cfg))
 
 
@@ -122,7 +118,7 @@ def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
-            ResultsTable(directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t),
+            TableRecorder(directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t),
             LiveView(cfg.scheduler.max_t),
         ],
         verbose=0,
@@ -130,34 +126,44 @@ def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
 
 
 def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
-    """Start a new sweep; everything is checked before anything is written or started."""
-    directory = sweep_dir(root, cfg.name)
+    """Start a new sweep; everything is checked before anything is written or started.
+
+    A failure before the first trial starts removes the sweep directory again,
+    so a mistake (an unreachable ``storage=``, say) does not block the name.
+    """
+    directory = Path(root) / table.check_name(cfg.name)
     if directory.exists():
         raise WslError(f"sweep {cfg.name!r} exists already at {directory}; pass --resume {cfg.name} or name=<new>")
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
     check_storage(cfg)
     directory.mkdir(parents=True)
-    (directory / SWEEP_FILE).write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    tuner = tune.Tuner(
-        trainable(cfg, zoo),
-        param_space=search.tune_space(cfg),
-        tune_config=tune.TuneConfig(
-            search_alg=search.searcher(cfg, directory / "optuna.journal"),
-            scheduler=search.scheduler(cfg),
-            num_samples=cfg.search.num_samples,
-            reuse_actors=True,  # a trial ASHA stops after one epoch should not pay for a new process and imports
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
-        run_config=run_config(cfg, directory),
-    )
+    try:
+        write_text(directory / table.SWEEP_FILE, yaml.safe_dump(asdict(cfg), sort_keys=False))
+        tuner = tune.Tuner(
+            trainable(cfg, zoo),
+            param_space=search.tune_space(cfg),
+            tune_config=tune.TuneConfig(
+                search_alg=search.searcher(cfg, directory / table.JOURNAL),
+                scheduler=search.scheduler(cfg),
+                num_samples=cfg.search.num_samples,
+                reuse_actors=True,  # a trial ASHA stops after one epoch should not pay for a new process and imports
+                trial_dirname_creator=lambda trial: trial.trial_id,
+            ),
+            run_config=run_config(cfg, directory),
+        )
+    except BaseException as e:
+        shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(e, OSError):  # Tune makes its directory under storage= here
+            raise WslError(f"cannot set up sweep {cfg.name!r} at {experiment_path(cfg, directory)}: {e}") from None
+        raise
     tuner.fit()
     return directory
 
 
 def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     """Continue a sweep whose driver died: unfinished trials resume from their checkpoints."""
-    directory = sweep_dir(root, cfg.name)
+    directory = Path(root) / table.check_name(cfg.name)
     path = f"{experiment_path(cfg, directory)}/tune"
     if not tune.Tuner.can_restore(path):
         raise WslError(f"sweep {cfg.name!r} has no Tune state at {path} to resume from")

@@ -21,6 +21,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from wsl import table
 from wsl.sweep.config import Param, SweepConfig
 
 OBJECTIVE = "objective"
@@ -34,8 +35,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         self.max_t = max_t
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        stopped_early = result is not None and not error and result.get("training_iteration", self.max_t) < self.max_t
-        if not stopped_early or trial_id in self._completed_trials:
+        epochs = (result or {}).get("training_iteration", self.max_t)
+        if error or result is None or not table.stopped_early(epochs, self.max_t) or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         trial = self._ot_trials[trial_id]
         # Tune passes the result that made ASHA stop the trial to on_trial_complete only, never to

@@ -15,9 +15,6 @@ others and names the one that is wrong.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from wsl.atomic import new_dir
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch
 
@@ -123,14 +121,8 @@ def save_zoo(path, zoo: Zoo) -> Path:
     path = Path(path)
     if path.exists():
         raise WslError(f"zoo directory {path} exists already; choose another path or delete it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with new_dir(path) as tmp:
         _write(tmp, zoo)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -1,0 +1,70 @@
+"""The Tune callback that records a sweep: what a resumed sweep's table says of trials the dead driver left.
+
+The killed-driver test in test_sweep.py drives the real thing; the case here (a trial started just before
+the kill, unknown to Tune's last snapshot) cannot be forced there, so the callback is driven as Tune
+drives it on resume: ``setup``, then ``on_step_begin`` with the trials Tune restored.
+"""
+
+from collections import namedtuple
+
+from wsl import table
+from wsl.sweep.recorder import TableRecorder, last_line
+
+Restored = namedtuple("Restored", "trial_id")  # what on_step_begin reads of Tune's restored trials
+
+
+def resumed(tmp_path, trials: list[dict], epochs: list[dict]) -> TableRecorder:
+    table.write(tmp_path / table.TRIALS, trials)
+    table.write(tmp_path / table.EPOCHS, epochs)
+    recorder = TableRecorder(tmp_path, "s", {}, max_t=3)
+    recorder.setup()
+    return recorder
+
+
+def statuses(tmp_path) -> dict[str, str]:
+    return table.read(tmp_path / table.TRIALS).set_index("trial_id")["status"].to_dict()
+
+
+def test_a_running_trial_unknown_to_the_restored_tune_and_without_an_epoch_is_replaced(tmp_path):
+    rows = [
+        {"sweep": "s", "trial_id": "done", "status": table.TERMINATED, "epochs": 3},
+        {"sweep": "s", "trial_id": "resumes", "status": table.RUNNING, "epochs": 1},
+        {"sweep": "s", "trial_id": "never-ran", "status": table.RUNNING, "epochs": 0},
+        {"sweep": "s", "trial_id": "s-promoted", "status": table.PROMOTED, "epochs": 3},
+    ]
+    epochs = [
+        {"sweep": "s", "trial_id": t, "epoch": e} for t, n in (("done", 3), ("resumes", 1)) for e in range(1, n + 1)
+    ]
+    recorder = resumed(tmp_path, rows, epochs)
+    recorder.on_step_begin(iteration=0, trials=[Restored("resumes")])
+    assert statuses(tmp_path) == {
+        "done": table.TERMINATED,
+        "resumes": table.INTERRUPTED,  # until Tune starts it again (then RUNNING)
+        "never-ran": table.REPLACED,
+        "s-promoted": table.PROMOTED,
+    }
+
+
+def test_a_trial_that_ran_epochs_but_is_unknown_to_tune_stays_interrupted(tmp_path):
+    rows = [{"sweep": "s", "trial_id": "lost", "status": table.RUNNING, "epochs": 2}]
+    epochs = [{"sweep": "s", "trial_id": "lost", "epoch": e} for e in (1, 2)]
+    recorder = resumed(tmp_path, rows, epochs)
+    recorder.on_step_begin(iteration=0, trials=[])
+    assert statuses(tmp_path) == {"lost": table.INTERRUPTED}
+
+
+def test_only_the_first_step_after_resume_decides(tmp_path):
+    recorder = resumed(tmp_path, [{"sweep": "s", "trial_id": "a", "status": table.RUNNING, "epochs": 0}], [])
+    recorder.on_step_begin(iteration=0, trials=[Restored("a")])
+    recorder.on_step_begin(iteration=1, trials=[])  # later steps list new trials only as they start
+    assert statuses(tmp_path) == {"a": table.INTERRUPTED}
+
+
+def test_an_empty_error_file_gives_no_error_line(tmp_path):
+    (tmp_path / "error.txt").write_text("\n  \n")
+    assert last_line(str(tmp_path / "error.txt")) is None
+
+
+def test_the_error_line_is_the_last_non_empty_line(tmp_path):
+    (tmp_path / "error.txt").write_text("Traceback ...\nWslError: model.d_model=36\n\n")
+    assert last_line(str(tmp_path / "error.txt")) == "WslError: model.d_model=36"

@@ -1,0 +1,104 @@
+"""The results table's contract: rows are upserted under a lock that holds across processes, and land whole."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from wsl import table
+from wsl.errors import WslError
+
+# A writer that reads the table, holds the lock until told, then writes what it read plus its own row: without
+# the lock, a row written by someone else meanwhile would be lost.
+STALE_WRITER = """
+import sys
+from pathlib import Path
+import pandas as pd
+from wsl import table
+directory = Path(sys.argv[1])
+path = directory / table.TRIALS
+with table.locked(directory):
+    old = table.read(path) if path.is_file() else pd.DataFrame()
+    print("locked", flush=True)
+    sys.stdin.readline()
+    table.write(path, pd.concat([old, pd.DataFrame([{"trial_id": "sweep-row", "status": "RUNNING"}])]))
+"""
+
+
+def rows(path):
+    return table.read(path).set_index("trial_id")["status"].to_dict()
+
+
+def test_upsert_replaces_rows_with_the_same_key_and_keeps_the_others(tmp_path):
+    table.upsert(
+        tmp_path, table.TRIALS, [{"trial_id": "a", "status": "RUNNING"}, {"trial_id": "b", "status": "RUNNING"}]
+    )
+    table.upsert(tmp_path, table.TRIALS, [{"trial_id": "a", "status": "TERMINATED"}, {"trial_id": "c", "status": "X"}])
+    frame = table.read(tmp_path / table.TRIALS)
+    assert list(frame["trial_id"]) == ["a", "b", "c"]  # a row keeps its place
+    assert list(frame["status"]) == ["TERMINATED", "RUNNING", "X"]
+
+
+def test_epoch_rows_are_keyed_by_trial_and_epoch_and_sorted(tmp_path):
+    table.upsert(tmp_path, table.EPOCHS, [{"trial_id": "b", "epoch": 1, "loss": 1.0}])
+    table.upsert(
+        tmp_path, table.EPOCHS, [{"trial_id": "a", "epoch": 2, "loss": 2.0}, {"trial_id": "b", "epoch": 1, "loss": 3.0}]
+    )
+    frame = table.read(tmp_path / table.EPOCHS)
+    assert list(zip(frame["trial_id"], frame["epoch"], frame["loss"], strict=True)) == [("a", 2, 2.0), ("b", 1, 3.0)]
+
+
+def test_a_table_file_gets_the_users_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        table.write(tmp_path / table.TRIALS, [{"trial_id": "a"}])
+    finally:
+        os.umask(old)
+    assert (tmp_path / table.TRIALS).stat().st_mode & 0o777 == 0o644
+
+
+def test_the_lock_holds_across_processes_and_no_row_is_lost(tmp_path):
+    """Another process (a sweep's driver) holds the lock mid read-modify-write; an upsert here waits for it."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", STALE_WRITER, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        promoted = [{"trial_id": "promoted-row", "status": "PROMOTED"}]
+        mine = threading.Thread(target=table.upsert, args=(tmp_path, table.TRIALS, promoted))
+        mine.start()
+        time.sleep(0.5)
+        assert mine.is_alive(), "the upsert did not wait for the other process's lock"
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.wait(timeout=30) == 0
+        mine.join(timeout=30)
+        assert not mine.is_alive()
+    finally:
+        writer.kill()
+    assert rows(tmp_path / table.TRIALS) == {"sweep-row": "RUNNING", "promoted-row": "PROMOTED"}
+
+
+@pytest.mark.parametrize("name", ["a/b", "a\n", "", "-a", "a b"])
+def test_a_sweep_name_must_be_a_plain_directory_name(name):
+    with pytest.raises(WslError, match="plain identifier"):
+        table.check_name(name)
+
+
+def test_the_stopped_early_rule_is_epochs_below_max_t():
+    assert [table.end_status(e, 3) for e in (1, 2, 3)] == [table.STOPPED, table.STOPPED, table.TERMINATED]
+
+
+def test_an_unreadable_table_is_named(tmp_path):
+    (tmp_path / table.TRIALS).write_text("not parquet")
+    with pytest.raises(WslError, match="cannot read .*trials.parquet"):
+        table.read(tmp_path / table.TRIALS)
+
+
+def test_reading_a_table_adds_the_sweep_column_from_its_directory(tmp_path):
+    pd.DataFrame({"trial_id": ["a"]}).to_parquet(tmp_path / table.TRIALS)
+    assert table.read(tmp_path / table.TRIALS)["sweep"].tolist() == [tmp_path.name]

@@ -1,0 +1,94 @@
+"""Atomic writes: a reader sees the old version or the new one, never half of one, never none.
+
+Every file and directory wsl writes for others to read (results tables,
+checkpoints, zoos, configs, reports) goes through here:
+
+- ``write_file(path, write)``: ``write(tmp)`` fills a temporary file next to
+  ``path``, which is then renamed over it.
+- ``new_dir(path)``: a directory that appears whole under ``path`` or not at all.
+- ``swap_dir(path, fill)``: replace a directory that readers may have open;
+  ``path`` is a symlink flipped from the old version to the new one in one rename.
+
+Temporary files and directories are created with the usual modes (0666 and
+0777 less the umask), so what lands has the permissions of any other file
+the user writes, not the private 0600 of ``tempfile.mkstemp``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A fresh hidden name next to ``path`` (same file system, so renames are atomic)."""
+    return path.parent / f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}"
+
+
+def write_file(path: Path | str, write: Callable[[Path], object]) -> Path:
+    """Replace ``path`` by what ``write(tmp)`` writes to a temporary file; on any error, leave ``path`` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, "tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for any new file
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    return write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@contextmanager
+def new_dir(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary directory to fill; renamed to ``path`` (which must not exist) when the block ends.
+
+    An error inside the block removes the temporary directory: ``path`` never exists half-made.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, "tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def swap_dir(path: Path | str, fill: Callable[[Path], object]) -> Path:
+    """Replace the directory ``path`` by a new one that ``fill(tmp)`` writes, with no moment of absence.
+
+    ``path`` becomes a symlink to a hidden sibling directory; the new version is
+    built in another sibling and the link is flipped with one rename. A real
+    directory left at ``path`` by an older wsl is moved aside first (once).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = _sibling(path, "v")
+    target.mkdir()
+    try:
+        fill(target)
+        old = path.resolve() if path.is_symlink() else None
+        if path.exists() and not path.is_symlink():
+            old = _sibling(path, "old")
+            os.rename(path, old)
+        link = _sibling(path, "link")
+        link.symlink_to(target.name)
+        os.replace(link, path)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    if old is not None and old != target:
+        shutil.rmtree(old, ignore_errors=True)
+    return path

@@ -1,0 +1,64 @@
+"""Probes: how much of a property of a model a set of features holds, scored on held-out models.
+
+- ``ridge_probe``: closed-form ridge (float64, unpenalised bias) from features
+  to a target, regularisation chosen by validation R² over a log grid, scored
+  on the test split as R² and Kendall tau (the field reports both).
+- ``probe_target``: what a probe predicts: test accuracy, or the field's
+  extra targets, the checkpoint's epoch and the generalisation gap.
+- ``weight_statistics``: per-tensor mean, variance and quantiles: the strong
+  baseline that embeddings must be compared with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+from torch import Tensor
+
+ALPHAS = np.logspace(3, -5, 17)
+
+
+def _fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    reg = alpha * np.eye(xb.shape[1])
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(xb.T @ xb + reg, xb.T @ y)
+
+
+def _predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w[:-1] + w[-1]
+
+
+def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
+    total = ((y - y.mean()) ** 2).sum()
+    return float(1 - ((y - pred) ** 2).sum() / total) if total > 0 else 0.0
+
+
+def ridge_probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
+    """features/targets keyed by split ("train", "val", "test"); returns test ``r2``, ``tau`` and the ``alpha``."""
+    x = {k: np.asarray(v, dtype=np.float64) for k, v in features.items()}
+    y = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
+    mean, std = x["train"].mean(0), x["train"].std(0) + 1e-12
+    x = {k: (v - mean) / std for k, v in x.items()}
+    best = max(ALPHAS, key=lambda a: r2_score(y["val"], _predict(x["val"], _fit_ridge(x["train"], y["train"], a))))
+    pred = _predict(x["test"], _fit_ridge(x["train"], y["train"], best))
+    tau = kendalltau(y["test"], pred).statistic
+    return {"r2": r2_score(y["test"], pred), "tau": float(np.nan_to_num(tau)), "alpha": float(best)}
+
+
+def probe_target(models, target: str) -> np.ndarray:
+    """[R] ``target`` of each row of a zoo's models table: ``test_acc``, ``epoch`` or ``gap`` (train - test acc)."""
+    if target == "gap":
+        return (models["train_acc"] - models["test_acc"]).to_numpy()
+    return models[target].to_numpy()
+
+
+def weight_statistics(weights: dict[str, Tensor]) -> np.ndarray:
+    """[R, 7 * tensors]: mean, variance and the 0/25/50/75/100% quantiles of every tensor of every row."""
+    columns = []
+    q = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
+    for w in weights.values():
+        flat = w.flatten(1).double()
+        columns += [flat.mean(1, keepdim=True), flat.var(1, keepdim=True), torch.quantile(flat, q, dim=1).T]
+    return torch.cat(columns, 1).numpy()

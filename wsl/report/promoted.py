@@ -1,0 +1,163 @@
+"""The promoted runs' sections: per held-out model, original vs reconstructed accuracy, agreement, embedding.
+
+``wsl promote`` retrains a chosen trial over several seeds and leaves one
+``PROMOTED`` row (seed means, ``<metric>_std`` spreads) and, under
+``promoted/<trial>/models.parquet``, one row per held-out model and seed:
+the reconstruction is judged model by model here, not only on average.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wsl import metrics, table
+from wsl.report.sections import Section, finite, style
+
+
+def promoted_sections(directory: Path, promoted: pd.DataFrame) -> list[Section]:
+    """One section per promoted run (``promoted``, ``promoted-1``, ...), or one note if there is none."""
+    if promoted.empty:
+        section = Section("promoted", "Promoted run")
+        section.notes.append("This sweep has no promoted run yet (`wsl promote` adds one); section skipped.")
+        return [section]
+    return [_section(directory, i, row) for i, (_, row) in enumerate(promoted.iterrows())]
+
+
+def _section(directory: Path, i: int, row: pd.Series) -> Section:
+    """The run's metrics table and figures; its per-model table sits under the source trial's id (or its own)."""
+    source = str(row["source_trial"]) if pd.notna(row.get("source_trial")) else str(row["trial_id"])
+    section = Section("promoted" if i == 0 else f"promoted-{i}", f"Promoted run: trial {source}")
+    section.html = _metrics_table(row)
+    candidates = [
+        directory / table.PROMOTED_DIR / source / "models.parquet",
+        directory / table.PROMOTED_DIR / str(row["trial_id"]) / "models.parquet",
+    ]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        section.notes.append(f"No per-model results at {candidates[0]}; figures skipped.")
+        return section
+    models = table.read(path)
+    seed = models["seed"].astype(str) if "seed" in models.columns else pd.Series("", index=models.index)
+    hover = pd.Series(
+        [f"model {m} (seed {s})" for m, s in zip(models.get("model", models.index), seed, strict=False)],
+        index=models.index,
+    )
+    agreement = finite(models, "agreement")
+    if not agreement.empty:
+        section.notes.append(
+            f"Mean agreement {agreement['agreement'].mean():.3f} over {len(agreement)} held-out model(s) and seeds."
+        )
+    stem = f"promoted-{_safe(source)}"
+    figures = {
+        f"{stem}-accuracy": _accuracy(finite(models, "test_acc", "rec_acc"), hover),
+        f"{stem}-agreement": _agreement(agreement),
+        f"{stem}-embedding": _embedding(finite(models, "emb_x", "emb_y", "test_acc"), hover),
+    }
+    section.figures = {key: fig for key, fig in figures.items() if fig is not None}
+    if not section.figures:
+        section.notes.append(f"{path} has no usable rows.")
+    return section
+
+
+def _accuracy(points: pd.DataFrame, hover: pd.Series):
+    """Reconstructed vs original test accuracy per model: on the diagonal, the reconstruction works as well."""
+    import plotly.graph_objects as go
+
+    if points.empty:
+        return None
+    low = float(min(points["test_acc"].min(), points["rec_acc"].min()))
+    high = float(max(points["test_acc"].max(), points["rec_acc"].max()))
+    fig = go.Figure(
+        go.Scatter(
+            x=points["test_acc"],
+            y=points["rec_acc"],
+            mode="markers",
+            name="held-out model",
+            text=hover[points.index].tolist(),
+            marker=dict(
+                size=8,
+                color=points.get("agreement"),
+                colorscale="Cividis",
+                colorbar=dict(title="agreement") if "agreement" in points else None,
+            ),
+            hovertemplate="%{text}<br>original %{x:.3f}<br>reconstructed %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[low, high],
+            y=[low, high],
+            mode="lines",
+            name="reconstructed = original",
+            line=dict(color="#888", dash="dash"),
+        )
+    )
+    fig.update_layout(xaxis_title="original test accuracy", yaxis_title="reconstructed test accuracy")
+    return style(fig).update_layout(legend=dict(x=0.01, y=0.99))
+
+
+def _agreement(points: pd.DataFrame):
+    """How often a reconstruction predicts what its original does: equal accuracy can hide different mistakes."""
+    import plotly.graph_objects as go
+
+    if points.empty:
+        return None
+    fig = go.Figure(go.Histogram(x=points["agreement"], nbinsx=20, marker=dict(color="#4c78a8")))
+    fig.update_layout(
+        xaxis_title="agreement (fraction of test inputs predicted the same)", yaxis_title="held-out models", bargap=0.05
+    )
+    return style(fig, height=400)
+
+
+def _embedding(points: pd.DataFrame, hover: pd.Series):
+    """The models' embeddings in 2-D, coloured by test accuracy: does the latent space order models by quality?"""
+    import plotly.graph_objects as go
+
+    if points.empty:
+        return None
+    fig = go.Figure(
+        go.Scatter(
+            x=points["emb_x"],
+            y=points["emb_y"],
+            mode="markers",
+            text=hover[points.index].tolist(),
+            marker=dict(size=9, color=points["test_acc"], colorscale="Viridis", colorbar=dict(title="test acc")),
+            hovertemplate="%{text}<br>test acc %{marker.color:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(xaxis_title="PC 1 of the embedding", yaxis_title="PC 2 of the embedding")
+    return style(fig)
+
+
+def _metrics_table(row: pd.Series) -> str:
+    """The run's summary metrics, mean ± std over its seeds; those it did not report are left out."""
+    cells = []
+    for metric in metrics.SUMMARY:
+        value = row.get(metric)
+        if not _is_finite(value):
+            continue
+        std = row.get(f"{metric}_std")
+        spread = f" ± {float(std):.3f}" if _is_finite(std) else ""
+        cells.append(f"<tr><th>{html.escape(metric)}</th><td>{float(value):.3f}{spread}</td></tr>")
+    if not cells:
+        return ""
+    seeds = row.get("seeds")
+    caption = f"mean ± std over {int(seeds)} seeds" if _is_finite(seeds) else "metrics"
+    return f'<table class="metrics"><caption>{caption}</caption>{"".join(cells)}</table>'
+
+
+def _is_finite(value) -> bool:
+    """A finite number (not a bool): a metric cell worth showing."""
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return is_number and math.isfinite(float(value))
+
+
+def _safe(text: str) -> str:
+    """A trial id as a file stem for the PNGs."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:80] or "trial"

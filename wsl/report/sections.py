@@ -1,0 +1,394 @@
+"""The report's sections over a sweep's trials: Pareto front, loss weighting, importance, curves, top trials.
+
+Each builder returns a ``Section`` with its figures, or with a note saying why
+it has none, so a young sweep (one trial, nothing promoted) still gets the
+whole page. Values are the last reported ones: a STOPPED trial's come from a
+run that ASHA cut short, so statuses are always told apart (symbol, colour).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from wsl import metrics, table
+from wsl.report import page
+from wsl.report.importance import parameter_importances
+from wsl.results import pareto_front
+
+METRIC_COLUMNS = ("objective", *metrics.SCORES)
+X, Y = "rec_acc_ratio", "probe_r2"  # the Pareto front's axes, both maximised
+# filled symbols only: plotly.js mis-handles open symbols coloured through a colour axis (console warnings)
+SYMBOLS = {table.TERMINATED: "circle", table.STOPPED: "diamond", table.RUNNING: "triangle-up"}
+PLOTTED = tuple(SYMBOLS)  # the statuses with a symbol; failed or interrupted trials stay out of the scatter plots
+STATUS_NAMES = {table.TERMINATED: "ran to max_t", table.STOPPED: "stopped early (ASHA)", table.RUNNING: "running"}
+COLOURS = {table.TERMINATED: "#1f77b4", table.STOPPED: "#ff7f0e", table.RUNNING: "#2ca02c", table.ERROR: "#d62728"}
+HEIGHT = 560  # figure height in pixels, on the page and in the PNGs
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    figures: dict = field(default_factory=dict)  # file stem -> plotly Figure
+    notes: list[str] = field(default_factory=list)
+    html: str = ""  # extra markup before the figures (tables)
+
+
+def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:
+    """Reconstruction vs probe quality per trial: the trade-off the loss weighting moves along."""
+    import plotly.graph_objects as go
+
+    section = Section("pareto", "Pareto front: reconstruction vs probe")
+    points = finite(runs[runs["status"].isin(PLOTTED)], X, Y)
+    if points.empty:
+        section.notes.append(f"No trial has reported {X} and {Y} yet.")
+        return section
+    fig = go.Figure(_by_status(points, X, Y, column(points, "beta"), "Viridis", size=10))
+    front = pareto_front(points, X, Y)
+    fig.add_trace(
+        go.Scatter(
+            x=front[X],
+            y=front[Y],
+            mode="lines",
+            name="Pareto front",
+            line=dict(color="#444", dash="dash"),
+            hoverinfo="skip",
+        )
+    )
+    chosen = points[points["trial_id"].isin(promoted_sources(promoted))]
+    if not chosen.empty:
+        fig.add_trace(_promoted_trials(chosen))
+    final = finite(promoted, X, Y)
+    if final.empty:
+        section.notes.append("No promoted run yet: `wsl promote` marks the promoted trial here.")
+    else:
+        fig.add_trace(_final_runs(final))
+    fig.update_layout(xaxis_title=f"{X} (reconstructed / original test accuracy)", yaxis_title=f"{Y} (linear probe R²)")
+    section.notes.append(
+        f"{len(points)} trials, {len(front)} on the front (both axes maximised; last reported values). "
+        "Circles ran to max_t; diamonds were stopped early by ASHA."
+    )
+    section.figures["pareto"] = style(fig)
+    return section
+
+
+def _promoted_trials(chosen: pd.DataFrame):
+    """A star on each trial that ``wsl promote`` picked."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=chosen[X],
+        y=chosen[Y],
+        mode="markers+text",
+        name="promoted trial",
+        text=[f"promoted {t}" for t in chosen["trial_id"]],
+        textposition="top center",
+        marker=dict(symbol="star", size=20, color="gold", line=dict(color="black", width=1.5)),
+    )
+
+
+def _final_runs(final: pd.DataFrame):
+    """The promoted runs' seed means, with their spread: where the chosen config really lands."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=final[X],
+        y=final[Y],
+        mode="markers",
+        name="promoted final run (mean ± std over seeds)",
+        error_x=_error(final, X),
+        error_y=_error(final, Y),
+        marker=dict(symbol="star-diamond", size=14, color="crimson", line=dict(color="black", width=1)),
+    )
+
+
+def weighting(runs: pd.DataFrame, space: dict) -> Section:
+    """The objective over the two loss weights, to see which region of the weighting pays."""
+    import plotly.graph_objects as go
+
+    section = Section("weighting", "Loss-weighting map: gamma x beta")
+    gamma, beta = column(runs, "gamma"), column(runs, "beta")
+    if not gamma or not beta:
+        section.notes.append("The results table has no gamma/beta columns.")
+        return section
+    points = finite(runs[runs["status"].isin(PLOTTED)], gamma, beta, "objective")
+    if points.empty:
+        section.notes.append("No trial has reported an objective yet.")
+        return section
+    fig = go.Figure(_by_status(points, gamma, beta, "objective", "Plasma", size=14))
+    fig.update_layout(xaxis_title="gamma (contrastive weight)", yaxis_title="beta (structural share of the rest)")
+    if space.get(gamma, {}).get("log"):
+        fig.update_xaxes(type="log")
+    if space.get(beta, {}).get("log"):
+        fig.update_yaxes(type="log")
+    section.notes.append(
+        "L = gamma·L_contrast + (1 − gamma)·(beta·L_struct + (1 − beta)·L_behav). Colour: the "
+        "objective (last reported; diamonds were stopped early, so theirs is a truncated run's)."
+    )
+    section.figures["weighting"] = style(fig)
+    return section
+
+
+def _by_status(points: pd.DataFrame, x: str, y: str, colour: str | None, scale: str, size: int) -> list:
+    """One marker trace per status (its own symbol and legend entry), all coloured on one scale of ``colour``."""
+    import plotly.graph_objects as go
+
+    traces = []
+    for status, symbol in SYMBOLS.items():
+        group = points[points["status"] == status]
+        if group.empty:
+            continue
+        marker = dict(symbol=symbol, size=size, line=dict(width=1, color="#333"))
+        if colour:
+            marker.update(_shared_scale(group[colour], points[colour], scale, label(colour), first=not traces))
+        traces.append(
+            go.Scatter(
+                x=group[x],
+                y=group[y],
+                mode="markers",
+                name=STATUS_NAMES[status],
+                marker=marker,
+                text=_hover(group),
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    return traces
+
+
+def importance(runs: pd.DataFrame, space: dict) -> Section:
+    """Which searched parameters the objective depends on, over the trials that ran to ``max_t``.
+
+    ASHA-stopped trials are left out: the study saw them as pruned, and their
+    truncated objectives would credit parameters with early-epoch noise.
+    """
+    import plotly.graph_objects as go
+
+    section = Section("importance", "Parameter importance for the objective")
+    finished = finite(runs[runs["status"] == table.TERMINATED], "objective")
+    params = [p for p in searched(runs, space) if finished[p].dropna().astype(str).nunique() > 1]
+    if len(finished) < 2 or not params:
+        section.notes.append(
+            f"Parameter importance needs at least 2 trials that ran to max_t with differing "
+            f"searched parameters; this sweep has {len(finished)} such trial(s)"
+            f"{'' if params else ' and no parameter that varies among them'}."
+        )
+        return section
+    importances = parameter_importances(finished, params, space)
+    fig = go.Figure()
+    order = sorted(params, key=lambda p: importances["fANOVA"].get(p, 0.0))
+    for evaluator, values in importances.items():
+        fig.add_trace(
+            go.Bar(
+                y=[label(p) for p in order],
+                x=[values.get(p, 0.0) for p in order],
+                name=evaluator,
+                orientation="h",
+                customdata=order,
+                hovertemplate="%{customdata}: %{x:.3f}",
+            )
+        )
+    fig.update_layout(barmode="group", xaxis_title="importance (sums to 1 per evaluator)", yaxis_title=None)
+    section.notes.append(
+        f"Optuna's fANOVA and mean-decrease-impurity evaluators over the {len(finished)} trials that "
+        "ran to max_t (ASHA-stopped trials are pruned in the study, so they are left out)."
+    )
+    section.figures["importance"] = style(fig, height=max(300, 120 + 60 * len(params)))
+    return section
+
+
+def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Section:
+    """The objective per epoch and trial: how ASHA's early stops compare with the trials that went on."""
+    import plotly.graph_objects as go
+
+    section = Section("curves", "Learning curves of the objective")
+    if epochs is None or epochs.empty or not {"trial_id", "epoch", "objective"} <= set(epochs.columns):
+        section.notes.append("No per-epoch results (epochs.parquet) yet.")
+        return section
+    epochs = finite(epochs.assign(trial_id=epochs["trial_id"].astype(str)), "epoch", "objective")
+    epochs = epochs.sort_values(["trial_id", "epoch"])
+    status = dict(zip(runs["trial_id"], runs["status"], strict=False))
+    fig, shown = go.Figure(), set()
+    for trial_id, curve in epochs.groupby("trial_id", sort=True):
+        kind = status.get(trial_id, table.RUNNING)
+        fig.add_trace(_curve(trial_id, curve, kind, legend=kind not in shown))
+        shown.add(kind)
+    last = epochs.groupby("trial_id", sort=True).tail(1)
+    stops = last[last["trial_id"].map(status) == table.STOPPED]
+    if not stops.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=stops["epoch"],
+                y=stops["objective"],
+                mode="markers",
+                name="stopped by ASHA",
+                text=stops["trial_id"],
+                marker=dict(symbol="x", size=11, color="black"),
+                hovertemplate="%{text} stopped at epoch %{x}<extra></extra>",
+            )
+        )
+    rungs = _rungs(sweep.get("scheduler") or {})
+    for rung in rungs:
+        fig.add_vline(x=rung, line=dict(color="#bbb", dash="dot", width=1))
+    fig.update_layout(xaxis_title="epoch", yaxis_title="objective")
+    if rungs:
+        section.notes.append("Dotted lines: ASHA's rungs (grace period × reduction factorᵏ).")
+    section.figures["curves"] = style(fig)
+    return section
+
+
+def _curve(trial_id: str, curve: pd.DataFrame, kind: str, legend: bool):
+    """One trial's line, coloured by status; one legend entry per status, not per trial."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=curve["epoch"],
+        y=curve["objective"],
+        mode="lines+markers",
+        name=STATUS_NAMES.get(kind, kind),
+        legendgroup=kind,
+        showlegend=legend,
+        line=dict(color=COLOURS.get(kind, "#7f7f7f"), width=1.5),
+        marker=dict(size=4),
+        hovertemplate=f"{html.escape(trial_id)}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>",
+    )
+
+
+def _rungs(scheduler: dict) -> list[int]:
+    """The epochs where ASHA decides (grace period × reduction factorᵏ below ``max_t``); none for other schedulers."""
+    try:
+        grace, factor, max_t = (
+            int(scheduler["grace_period"]),
+            int(scheduler["reduction_factor"]),
+            int(scheduler["max_t"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return []
+    if scheduler.get("kind", "asha") != "asha" or grace < 1 or factor < 2:
+        return []
+    rungs, t = [], grace
+    while t < max_t:
+        rungs.append(t)
+        t *= factor
+    return rungs
+
+
+def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int) -> Section:
+    """The best trials by objective, with metrics and configs (searched parameters first): what to promote."""
+    section = Section("top", f"Top {top} trials by objective")
+    ranked = finite(runs, "objective").sort_values("objective", ascending=False, kind="stable").head(top)
+    if ranked.empty:
+        section.notes.append("No trial has reported an objective yet.")
+        return section
+    shaded = searched(runs, space)
+    config = sorted(c for c in ranked.columns if "." in c or c == "seed")
+    columns = [
+        "trial_id",
+        "status",
+        *(m for m in METRIC_COLUMNS if m in ranked.columns),
+        *(c for c in ("epochs", "stopped_early", "wall_time_s") if c in ranked.columns),
+        *shaded,
+        *(c for c in config if c not in shaded),
+    ]
+    frame = ranked[columns].copy()
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    sources = set(promoted_sources(promoted))
+    frame["trial_id"] = [f"{t} ★ promoted" if t in sources else t for t in frame["trial_id"]]
+    section.html = page.table(frame, shaded)
+    section.notes.append(
+        "Last reported metrics; shaded columns were searched. STOPPED trials' values are from a run "
+        "that ASHA cut short."
+    )
+    return section
+
+
+def style(fig, height: int = HEIGHT):
+    """The look every figure shares, legend below the plot so it never covers points."""
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin=dict(l=70, r=30, t=30, b=100),
+        legend=dict(orientation="h", x=0, y=-0.14, yanchor="top"),
+    )
+    return fig
+
+
+def finite(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """The rows with a finite number in every one of ``columns`` (none if a column is missing)."""
+    if any(c not in frame.columns for c in columns):
+        return frame.iloc[0:0]
+    values = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
+    return frame[np.isfinite(values.to_numpy(dtype=float)).all(axis=1)]
+
+
+def column(frame: pd.DataFrame, short: str) -> str | None:
+    """``beta`` -> ``loss.beta``: the column whose last dotted component is ``short``, if unique."""
+    if short in frame.columns:
+        return short
+    matches = [c for c in frame.columns if c.rsplit(".", 1)[-1] == short and "." in c]
+    return matches[0] if len(matches) == 1 else None
+
+
+def searched(frame: pd.DataFrame, space: dict) -> list[str]:
+    """Config columns that were searched: the sweep's space, else dotted columns that vary across trials."""
+    if space:
+        return [k for k in space if k in frame.columns]
+    out = []
+    for name in frame.columns:
+        if "." not in name:
+            continue
+        values = frame[name].dropna()
+        if len(values) and values.astype(str).nunique() > 1:
+            out.append(name)
+    return out
+
+
+def label(name: str) -> str:
+    """``loss.beta`` -> ``beta``: axis and bar labels stay short."""
+    return name.rsplit(".", 1)[-1]
+
+
+def promoted_sources(promoted: pd.DataFrame) -> list[str]:
+    """The trial ids that the promoted runs were promoted from."""
+    if "source_trial" not in promoted.columns:
+        return []
+    return [str(s) for s in promoted["source_trial"].dropna().unique()]
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    """Per point: trial, status, loss weights and the metrics the figures plot."""
+    keys = [c for c in (column(frame, "gamma"), column(frame, "beta")) if c]
+    lines = []
+    for _, row in frame.iterrows():
+        parts = [f"<b>{html.escape(str(row['trial_id']))}</b> ({row['status'].lower()})"]
+        parts += [f"{label(k)} = {page.cell(row[k])}" for k in keys]
+        parts += [f"{m} = {page.cell(row[m])}" for m in ("objective", X, Y) if m in row]
+        lines.append("<br>".join(parts))
+    return lines
+
+
+def _shared_scale(values: pd.Series, everything: pd.Series, scale: str, title: str, first: bool) -> dict:
+    """One colour scale over several traces, the colour bar drawn once.
+
+    Not a layout ``coloraxis``: plotly.js 4.1 logs "Invalid color specifier" for the legend of every trace
+    that uses one (the browser test fails on console warnings).
+    """
+    return dict(
+        color=values,
+        colorscale=scale,
+        cmin=float(everything.min()),
+        cmax=float(everything.max()),
+        showscale=first,
+        colorbar=dict(title=title) if first else None,
+    )
+
+
+def _error(frame: pd.DataFrame, metric: str) -> dict | None:
+    """Error bars from ``<metric>_std`` (the spread over a promoted run's seeds), if it has one."""
+    std = f"{metric}_std"
+    if std not in frame.columns or frame[std].isna().all():
+        return None
+    return dict(type="data", array=frame[std].fillna(0.0).tolist(), visible=True)

@@ -1,0 +1,142 @@
+"""The results table's contract: where a sweep's files are, what a row's status means, how rows are written.
+
+A sweep NAME lives in ``<root>/NAME/`` (root: ``$WSL_RESULTS``, else
+``results``) and holds ``trials.parquet`` (one row per trial, plus one
+``PROMOTED`` row per final run), ``epochs.parquet`` (one row per trial and
+epoch), ``sweep.yaml`` and the Optuna study. Two writers share
+``trials.parquet``: the sweep's Tune callback, as trials report, and
+``wsl promote``, minutes later, possibly while the sweep still runs. So every
+write is a read-modify-write under an exclusive file lock (``fcntl.flock``,
+across processes), replacing only the writer's own rows, and lands by an
+atomic rename: a reader needs no lock and never sees half a table.
+
+Every module that reads or writes these files goes through here; this module
+imports no Ray, so the query layer and the report stay light.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from wsl.atomic import write_file
+from wsl.errors import WslError
+
+TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
+SWEEP_FILE = "sweep.yaml"
+JOURNAL = "optuna.journal"
+PROMOTED_DIR = "promoted"
+LOCK = ".table.lock"
+KEYS = {TRIALS: ("trial_id",), EPOCHS: ("trial_id", "epoch")}  # what identifies a row of each table
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+RUNNING = "RUNNING"
+TERMINATED = "TERMINATED"  # ran to max_t: told to Optuna as complete
+STOPPED = "STOPPED"  # stopped early by ASHA: told to Optuna as pruned
+ERROR = "ERROR"  # failed after its retries
+INTERRUPTED = "INTERRUPTED"  # running when the driver died; Tune resumes it, or it stays interrupted
+REPLACED = "REPLACED"  # started just before the driver died, never ran an epoch, unknown to the restored Tune
+PROMOTED = "PROMOTED"  # a final run of ``wsl promote``, mean over seeds
+FINISHED = (TERMINATED, STOPPED)  # trials that ended normally: what promotion picks from
+
+BOOKKEEPING = (
+    "sweep",
+    "trial_id",
+    "status",
+    "epochs",
+    "stopped_early",
+    "failures",
+    "wall_time_s",
+    "checkpoint",
+    "error",
+    "reported_at",
+    "source_trial",
+    "seeds",
+    "config_file",
+)
+"""Who, state and provenance: the columns of a row that are neither config nor metric."""
+
+
+def stopped_early(epochs: int, max_t: int) -> bool:
+    """A trial that ended before ``max_t`` epochs was stopped by ASHA (the one rule, for table, view and study)."""
+    return epochs < max_t
+
+
+def end_status(epochs: int, max_t: int) -> str:
+    return STOPPED if stopped_early(epochs, max_t) else TERMINATED
+
+
+def results_root() -> Path:
+    """Where sweeps keep their results: ``$WSL_RESULTS``, else ``results`` under the working directory."""
+    return Path(os.environ.get("WSL_RESULTS", "results"))
+
+
+def check_name(name: str) -> str:
+    """A sweep name is a directory name: letters, digits, '-' and '_' (no '/', no newline)."""
+    if not NAME.fullmatch(name):
+        raise WslError(f"sweep name {name!r} must be a plain identifier (letters, digits, '-', '_')")
+    return name
+
+
+def read(path: Path) -> pd.DataFrame:
+    """One table of a sweep, with a ``sweep`` column; a clear error if it is unreadable."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise WslError(
+            f"cannot read {path}: {e}; it is not a readable parquet table (delete it or restore it)"
+        ) from None
+    if "sweep" not in frame.columns:
+        frame.insert(0, "sweep", Path(path).parent.name)
+    return frame
+
+
+def write(path: Path, rows: Iterable[dict] | pd.DataFrame) -> None:
+    """Replace ``path`` by a table of ``rows``, atomically (no lock: for files one writer owns)."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    write_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the sweep directory's table lock (blocking; across processes) for a read-modify-write."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def upsert(directory: Path, name: str, rows: Sequence[dict]) -> pd.DataFrame:
+    """Put ``rows`` into table ``name`` of ``directory``: each replaces the row with its key, others stay.
+
+    Read and write happen under the lock, so rows another process wrote
+    since this one last looked are kept. Returns the table as written.
+    """
+    keys = list(KEYS[name])
+    path = directory / name
+    with locked(directory):
+        table = pd.DataFrame(list(rows))
+        if path.is_file():
+            table = pd.concat([read(path), table], ignore_index=True)
+            key = table[keys].astype(str).agg("\x1f".join, axis=1)
+            first = pd.Series(range(len(key)), index=key).groupby(level=0).min()  # a row keeps its place
+            table = (
+                table.assign(_place=key.map(first).to_numpy())
+                .drop_duplicates(subset=keys, keep="last")
+                .sort_values("_place", kind="stable", ignore_index=True)
+                .drop(columns="_place")
+            )
+        if name == EPOCHS:
+            table = table.sort_values(keys, kind="stable", ignore_index=True)
+        write(path, table)
+    return table
