@@ -1,6 +1,6 @@
 """How strong is the weight-statistics baseline that embedding probes are judged against?
 
-Per-tensor statistics (mean, variance, quantiles; `wsl.evaluate.weight_statistics`)
+Per-tensor statistics (mean, variance, quantiles; `wsl.probes.weight_statistics`)
 are a known strong predictor of a network's accuracy (R² above 0.98 on the
 public CNN zoos, with a gradient-boosted regressor). Every run reports the
 linear version (`baseline_r2`: the same ridge probe as the embedding's, so
@@ -116,7 +116,7 @@ def _check_cut_args(args: argparse.Namespace, zoo: Zoo) -> None:
 
 def run_latents(zoo: Zoo, run: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``wsl train`` run's latents of every zoo row [R, T, latent] and the layer of each token [T]."""
-    trained = load_run(run, "cpu")
+    trained = load_run(run, "cpu", zoo)
     if Path(trained.cfg.zoo).resolve() != Path(zoo.path).resolve():
         sys.exit(f"--run {run} was trained on {trained.cfg.zoo}, not on --zoo {zoo.path}")
     data = trained.data(zoo)

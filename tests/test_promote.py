@@ -11,7 +11,16 @@ from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
 from wsl.sweep.promote import aggregate, promote, promoted_config
 
-SOURCE = pd.Series({"sweep": "s", "trial_id": "t1", "loss.beta": 0.1, "objective": 0.7, "status": "TERMINATED"})
+SOURCE = pd.Series(
+    {
+        "sweep": "s",
+        "trial_id": "t1",
+        "zoo": "zoos/digits-cnn",
+        "loss.beta": 0.1,
+        "objective": 0.7,
+        "status": "TERMINATED",
+    }
+)  # a row of a version-1 sweep: its zoo column named the default, not the zoo the trials ran on
 CFG = promoted_config(SOURCE, TrainConfig(zoo="zoos/elsewhere"), epochs=12, out=Path("out"))
 
 

@@ -66,7 +66,7 @@ def test_points_to_evaluate_take_unnamed_knobs_from_the_base_config():
     assert point["loss.beta"] == 1.0 and point["loss.gamma"] == cfg.train.loss.gamma
 
 
-def test_trial_config_sets_dotted_values_and_revalidates():
+def test_with_values_sets_dotted_values_and_revalidates():
     cfg = with_values(TrainConfig(), {"loss.beta": 0.3, "tokens.width": 16})
     assert cfg.loss.beta == 0.3 and cfg.tokens.width == 16
     assert flatten({"a": {"b": 1}, "c": 2}) == {"a.b": 1, "c": 2}
@@ -106,3 +106,7 @@ def test_a_config_in_a_folder_composes_at_the_top_with_overrides(tmp_path, monke
     monkeypatch.setenv("WSL_CONFIG_DIR", str(tmp_path))
     cfg = load_config("promoted/s-t1", ["seed=4"], TrainConfig)
     assert (cfg.name, cfg.loss.beta, cfg.seed) == ("s-t1", 0.3, 4)
+
+
+def test_a_sweep_yaml_of_the_first_format_without_a_zoo_key_takes_the_default():
+    assert upgrade({"name": "old"})["train"]["zoo"] == SweepConfig.zoo

@@ -55,6 +55,8 @@ def new_dir(path: Path | str) -> Iterator[Path]:
     An error inside the block removes the temporary directory: ``path`` never exists half-made.
     """
     path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists already")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(path, "tmp")
     tmp.mkdir()
@@ -77,18 +79,22 @@ def swap_dir(path: Path | str, fill: Callable[[Path], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     target = _sibling(path, "v")
     target.mkdir()
+    moved = None  # a real directory of an older wsl, moved aside
     try:
         fill(target)
-        old = path.resolve() if path.is_symlink() else None
+        old = path.parent / os.readlink(path) if path.is_symlink() else None
         if path.exists() and not path.is_symlink():
-            old = _sibling(path, "old")
-            os.rename(path, old)
+            moved = _sibling(path, "old")
+            os.rename(path, moved)
         link = _sibling(path, "link")
         link.symlink_to(target.name)
         os.replace(link, path)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
+        if moved is not None and not path.exists():
+            os.rename(moved, path)
         raise
-    if old is not None and old != target:
-        shutil.rmtree(old, ignore_errors=True)
+    for done in (old, moved):  # only versions this function made: a link the user pointed elsewhere is theirs
+        if done is not None and done.parent == path.parent and done.name.startswith(f".{path.name}."):
+            shutil.rmtree(done, ignore_errors=True)
     return path

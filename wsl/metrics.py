@@ -1,7 +1,7 @@
 """The names of what a training run reports: the results table's metric columns (DESIGN.md, Metrics).
 
 One list, read by the table writer, the objective check, promotion and the
-queries, so that a new metric in ``wsl.train`` is one edit here. Names only,
+queries, so that a new metric in ``wsl.evaluate`` or ``wsl.generate`` is one edit here. Names only,
 no imports: every layer may read it.
 """
 

@@ -88,8 +88,12 @@ class Run:
         return prepare(zoo, self.lay.width, self.device, self.norm)
 
 
-def load_run(path: Path | str, device: str = "auto") -> Run:
-    """The trained autoencoder of run directory ``path``, ready to encode and decode."""
+def load_run(path: Path | str, device: str = "auto", zoo: Zoo | None = None) -> Run:
+    """The trained autoencoder of run directory ``path``, ready to encode and decode.
+
+    ``zoo``: the zoo the run trained on, where its checkpoint may name another
+    path (a version-1 checkpoint refits its normaliser from it).
+    """
     path = Path(path)
     file = path / CHECKPOINT
     if not file.is_file():
@@ -100,21 +104,21 @@ def load_run(path: Path | str, device: str = "auto") -> Run:
         lay = layout(Arch.from_dict(state["arch"]), int(state["token_width"]))
         norm = Normalizer.from_dict(state["normalizer"])
     else:
-        lay, norm = _refit(file, cfg)
+        lay, norm = _refit(file, cfg, zoo)
     device = pick_device(device)
     model = build_model(cfg, lay)
     model.load_state_dict(state["model"])
     return Run(path, cfg, int(state["epoch"]), model.to(device).eval(), lay, norm, device)
 
 
-def _refit(file: Path, cfg: TrainConfig) -> tuple[TokenLayout, Normalizer]:
+def _refit(file: Path, cfg: TrainConfig, zoo: Zoo | None) -> tuple[TokenLayout, Normalizer]:
     """Layout and normaliser of a version-1 checkpoint, rebuilt from its zoo as the run built them."""
-    if not Path(cfg.zoo).exists():
+    if zoo is None and not Path(cfg.zoo).exists():
         raise WslError(
             f"{file} was written by an older wsl and holds no normaliser; it is refit from the run's zoo "
-            f"{cfg.zoo}, which does not exist: restore that zoo, or retrain the run"
+            f"{cfg.zoo}, which does not exist: restore that zoo, or pass the zoo it trained on"
         )
-    data = prepare(load_zoo(cfg.zoo), cfg.tokens.width, "cpu")
+    data = prepare(zoo if zoo is not None else load_zoo(cfg.zoo), cfg.tokens.width, "cpu")
     return data.lay, data.norm
 
 

@@ -128,14 +128,16 @@ def upsert(directory: Path, name: str, rows: Sequence[dict]) -> pd.DataFrame:
         table = pd.DataFrame(list(rows))
         if path.is_file():
             table = pd.concat([read(path), table], ignore_index=True)
-            key = table[keys].astype(str).agg("\x1f".join, axis=1)
-            first = pd.Series(range(len(key)), index=key).groupby(level=0).min()  # a row keeps its place
-            table = (
-                table.assign(_place=key.map(first).to_numpy())
-                .drop_duplicates(subset=keys, keep="last")
-                .sort_values("_place", kind="stable", ignore_index=True)
-                .drop(columns="_place")
-            )
+        if table.empty:
+            return table
+        key = table[keys].astype(str).agg("\x1f".join, axis=1)
+        first = pd.Series(range(len(key)), index=key).groupby(level=0).min()  # a row keeps its place
+        table = (
+            table.assign(_key=key.to_numpy(), _place=key.map(first).to_numpy())
+            .drop_duplicates(subset="_key", keep="last")  # the newest version of each row
+            .sort_values("_place", kind="stable", ignore_index=True)
+            .drop(columns=["_key", "_place"])
+        )
         if name == EPOCHS:
             table = table.sort_values(keys, kind="stable", ignore_index=True)
         write(path, table)

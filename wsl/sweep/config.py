@@ -3,7 +3,7 @@
 Composed by Hydra from ``sweeps/sweep.yaml`` + ``sweeps/sweep/<name>.yaml`` in
 the command line, checked here once (``SweepConfig.__post_init__``), then
 passed down as a typed object. A searched knob is addressed by its dotted path
-in ``wsl.train.TrainConfig`` (``loss.beta``, ``tokens.width``, ``optim.lr``)
+in ``wsl.config.TrainConfig`` (``loss.beta``, ``tokens.width``, ``optim.lr``)
 and is a range (``low``/``high``, optionally ``log``, ``integer``), a list of
 ``choices``, or one fixed ``value``.
 """
@@ -219,5 +219,6 @@ def upgrade(tree: dict) -> dict:
     ignored ``zoo=``; the sweep's own ``zoo`` is the one its trials trained on.
     """
     if tree.get("version", 1) < 2:
-        tree = {**tree, "version": VERSION, "train": {**tree.get("train", {}), "zoo": tree.get("zoo", "")}}
+        zoo = tree.get("zoo", SweepConfig.zoo)
+        tree = {**tree, "version": VERSION, "train": {**tree.get("train", {}), "zoo": zoo}}
     return tree

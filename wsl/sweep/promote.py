@@ -53,8 +53,12 @@ def pick(trials: pd.DataFrame, metric: str, trial: str | None, top_k: int) -> pd
 
 
 def promoted_config(row: pd.Series, base: TrainConfig, epochs: int, out: Path) -> TrainConfig:
-    """The trial's config columns back into a TrainConfig, at the full budget."""
-    keys = flatten(asdict(base))
+    """The trial's config columns back into a TrainConfig, at the full budget, on the sweep's zoo.
+
+    The zoo comes from ``base`` (the sweep's): rows of sweeps written before version 2 name a
+    default zoo the trials never read.
+    """
+    keys = set(flatten(asdict(base))) - {"zoo"}
     values = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k in keys and pd.notna(v)}
     cfg = with_values(base, values)
     return replace(cfg, out=str(out), generate=base.generate, optim=replace(cfg.optim, epochs=epochs))
