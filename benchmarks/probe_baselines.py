@@ -38,31 +38,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from wsl.generate import flatten
-from wsl.probes import probe_target, r2_score, ridge_probe, weight_statistics
+from wsl.probes import boosted_probe, probe_target, ridge_probe, weight_statistics
 from wsl.run import CHECKPOINT, load_run
 from wsl.zoo.store import Zoo, load_zoo, save_zoo
 
 SPLITS = ("train", "val", "test")
 TARGETS = {"test_acc": "probe_r2", "epoch": "probe_r2_epoch", "gap": "probe_r2_gap"}  # target -> the run's metric
-
-
-def boosted_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int) -> dict[str, float]:
-    """Gradient boosting, its number of rounds chosen by validation R² (as the ridge chooses its alpha)."""
-    best = max(
-        (100, 300, 1000),
-        key=lambda rounds: r2_score(y["val"], _boost(x, y, rounds, seed).predict(x["val"])),
-    )
-    pred = _boost(x, y, best, seed).predict(x["test"])
-    return {"r2": r2_score(y["test"], pred), "tau": float(kendalltau(y["test"], pred).statistic), "rounds": best}
-
-
-def _boost(x, y, rounds: int, seed: int) -> HistGradientBoostingRegressor:
-    model = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.05, random_state=seed)
-    return model.fit(x["train"], y["train"])
 
 
 def main() -> None:

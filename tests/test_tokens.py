@@ -29,7 +29,7 @@ def widest_row(arch):
 
 
 def widths(arch):
-    return [1, 7, widest_row(arch), widest_row(arch) + 5]
+    return [1, 7, widest_row(arch), widest_row(arch) + 5, "row"]
 
 
 @pytest.mark.parametrize("name", ARCHES)
@@ -111,9 +111,20 @@ def test_gradients_flow_from_params_back_to_tokens():
     torch.testing.assert_close(grad, 2 * tokens.detach() * lay.mask)
 
 
-def test_bad_width_is_a_user_error():
-    with pytest.raises(WslError, match="token width 0"):
-        layout(ARCHES["mlp"], 0)
+@pytest.mark.parametrize("width", [0, -3, "col", 2.5, True])
+def test_bad_width_is_a_user_error(width):
+    with pytest.raises(WslError, match=f"token width {width!r}"):
+        layout(ARCHES["mlp"], width)
+
+
+@pytest.mark.parametrize("name", ARCHES)
+def test_width_row_puts_one_neuron_in_one_token_with_its_index_in_the_position(name):
+    arch = ARCHES[name]
+    lay = layout(arch, "row")
+    neurons = [layer.out_features for layer in arch.layers]
+    assert lay.width == widest_row(arch) and lay.num_tokens == sum(neurons)
+    expected = torch.cat([torch.arange(n) for n in neurons])
+    assert torch.equal(lay.positions[:, 2], expected)
 
 
 def test_tokens_of_the_wrong_shape_are_a_user_error():

@@ -19,11 +19,12 @@ from typing import Any
 from wsl.errors import WslError
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
+from wsl.tokens import ROW
 
 
 @dataclass
 class TokenConfig:
-    width: int = 32
+    width: int | str = 32  # values per token, or "row": one token per output neuron
 
 
 @dataclass
@@ -31,6 +32,13 @@ class AugmentConfig:
     permute: bool = True
     noise: float = 0.1
     erase_p: float = 0.5
+
+
+@dataclass
+class EvalConfig:
+    later_epoch: int = 5  # "later rows": checkpoints at or after this epoch (the papers' zoos hold no earlier ones)
+    working_acc: float = 0.5  # held-out originals at or above this test accuracy are "working", the rest "broken"
+    baselines: bool = True  # boosting and metadata baselines at the end of a run (seconds; sweep trials skip them)
 
 
 @dataclass
@@ -54,6 +62,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self):
         checks = [
@@ -67,8 +76,15 @@ class TrainConfig:
                 "train, noise or mix",
             ),
             ("loss.distance", self.loss.distance, self.loss.distance in ("mse", "kl"), "mse or kl"),
+            ("loss.probe_pool", self.loss.probe_pool, self.loss.probe_pool >= 0, ">= 0 (0: every training input)"),
+            ("loss.warmup_epochs", self.loss.warmup_epochs, self.loss.warmup_epochs >= 0, ">= 0"),
             ("loss.temperature", self.loss.temperature, self.loss.temperature > 0, "> 0"),
-            ("tokens.width", self.tokens.width, self.tokens.width >= 1, ">= 1"),
+            (
+                "tokens.width",
+                self.tokens.width,
+                self.tokens.width == ROW or (isinstance(self.tokens.width, int) and self.tokens.width >= 1),
+                f">= 1, or {ROW!r}",
+            ),
             ("optim.lr", self.optim.lr, self.optim.lr > 0, "> 0"),
             ("optim.epochs", self.optim.epochs, self.optim.epochs >= 1, ">= 1"),
             ("optim.batch_size", self.optim.batch_size, self.optim.batch_size >= 2, ">= 2 (contrastive pairs)"),
@@ -81,6 +97,7 @@ class TrainConfig:
             ("model.latent_dim", self.model.latent_dim, self.model.latent_dim >= 1, ">= 1"),
             ("augment.erase_p", self.augment.erase_p, 0 <= self.augment.erase_p <= 1, "in [0, 1]"),
             ("augment.noise", self.augment.noise, self.augment.noise >= 0, ">= 0"),
+            ("eval.working_acc", self.eval.working_acc, 0 <= self.eval.working_acc <= 1, "in [0, 1]"),
         ]
         for key, value, ok, expected in checks:
             if not ok:

@@ -3,9 +3,17 @@
 ``prepare`` is what training and evaluation both read (tokens on the device,
 normalised per layer with training-split statistics, or with the normaliser a
 run was trained with when it is reloaded). ``behavior`` is what the
-behavioral loss alone reads: the probe inputs and the original models'
-outputs on them, computed once per probe set (seconds on a CPU) and kept in a
-``memo`` that a sweep worker shares between the trials it runs.
+behavioral loss alone reads, in one of two modes:
+
+- a fixed probe set per run: the original models' outputs on it are computed
+  once (seconds on a CPU) and kept in a ``memo`` that a sweep worker shares
+  between the trials it runs; memory: [models, probe_size, classes] floats;
+- a fresh draw of ``probe_size`` training inputs every step (S25's setting):
+  the batch's originals are run on it without gradients, one batched forward
+  per step. Memory is the input pool on the device (``loss.probe_pool``
+  bounds it: 50,000 CIFAR images are 600 MB as float32, 4,096 are 50 MB) plus
+  [batch, probe_size, classes]; time per step grows with batch and probe
+  size, never with the zoo or the task's size.
 """
 
 from __future__ import annotations
@@ -38,10 +46,25 @@ class Data:
 
 @dataclass
 class Behavior:
-    """The behavioral loss's inputs: a probe set and the originals' logits on it."""
+    """The behavioral loss's inputs: a probe set and the originals' logits on it, or a pool to draw from."""
 
-    probe_x: torch.Tensor  # [P, C, H, W]
-    targets: torch.Tensor  # [R, P, classes]: training rows filled, zeros elsewhere (the loss reads no other row)
+    probe_x: torch.Tensor | None  # [P, C, H, W]: the fixed probe set (None when resampling)
+    targets: (
+        torch.Tensor | None
+    )  # [R, P, classes]: originals' logits on it, training rows filled (the loss reads no other)
+    pool: torch.Tensor | None = None  # [N, C, H, W]: inputs drawn from every step (None for a fixed set)
+    size: int = 0  # inputs per step
+    kind: str = "train"  # train | noise | mix
+    generator: torch.Generator | None = None  # the draws' own stream: the augmentations' stays as it was
+
+    def step(self, data: Data, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's inputs [P, C, H, W] and the batch's original logits on them [B, P, classes]."""
+        if self.pool is None:
+            return self.probe_x, self.targets[batch]
+        x = draw(self.pool, self.size, self.kind, self.generator).to(data.tokens.device)
+        originals = {k: v[batch].to(x.device) for k, v in data.zoo.weights.items()}
+        with torch.no_grad():
+            return x, forward(data.zoo.arch, originals, x, list(data.activations[batch]))
 
 
 def prepare(zoo: Zoo, token_width: int, device: str, norm: Normalizer | None = None) -> Data:
@@ -67,6 +90,9 @@ def behavior(data: Data, loss: LossConfig, seed: int, memo: dict | None = None) 
     if loss.beta >= 1:  # the loss never reads them
         return None
     device = data.tokens.device
+    if loss.resample:
+        pool = data.task.x_train[: loss.probe_pool or None].to(device)
+        return Behavior(None, None, pool, loss.probe_size, loss.probe_inputs, torch.Generator().manual_seed(seed))
     probe_x = probe_inputs(data.task, loss.probe_size, loss.probe_inputs, seed).to(device)
     memo = {} if memo is None else memo
     key = (str(data.zoo.path), len(data.zoo), loss.probe_size, loss.probe_inputs, seed, str(device))
@@ -96,11 +122,15 @@ def behavioral_targets(
 
 
 def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:
-    """The behavioral probe set [size, C, H, W]: training inputs, uniform noise over their range, or half each."""
-    gen = torch.Generator().manual_seed(seed)
-    real = task.x_train[torch.randint(len(task.x_train), (size,), generator=gen)]
-    lo, hi = task.x_train.min(), task.x_train.max()
-    noise = lo + (hi - lo) * torch.rand(real.shape, generator=gen)
+    """The fixed behavioral probe set [size, C, H, W], drawn once with ``seed``."""
+    return draw(task.x_train, size, kind, torch.Generator().manual_seed(seed))
+
+
+def draw(pool: torch.Tensor, size: int, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """[size, C, H, W]: inputs of ``pool``, uniform noise over their range, or half each (``kind`` mix)."""
+    real = pool[torch.randint(len(pool), (size,), generator=gen).to(pool.device)]
+    lo, hi = pool.min(), pool.max()
+    noise = lo + (hi - lo) * torch.rand(real.shape, generator=gen).to(pool.device)
     if kind == "mix":
         return torch.cat([real[: size // 2], noise[size // 2 :]])
     return real if kind == "train" else noise

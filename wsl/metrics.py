@@ -15,13 +15,32 @@ EPOCH = (
     "rec_acc",
     "rec_acc_ratio",
     "rec_agreement",
+    "rec_agreement_working",
+    "rec_acc_ratio_working",
+    "rec_agreement_broken",
+    "rec_acc_broken",
+    "orig_acc_broken",
+    "rec_acc_corr",
     "probe_r2",
     "probe_tau",
+    "probe_r2_later",
+    "probe_tau_later",
     "time_s",
 )
 """Reported every epoch through ``report(metrics)``; one row per epoch in ``epochs.parquet``."""
 
-SCORES = ("rec_acc", "rec_acc_ratio", "rec_agreement", "probe_r2", "probe_tau")
+SCORES = (
+    "rec_acc",
+    "rec_acc_ratio",
+    "rec_agreement",
+    "rec_agreement_working",
+    "rec_agreement_broken",
+    "rec_acc_corr",
+    "probe_r2",
+    "probe_tau",
+    "probe_r2_later",
+    "probe_tau_later",
+)
 """The epoch metrics that judge a run, higher is better: what a sweep's objective may weigh."""
 
 END = (
@@ -31,6 +50,16 @@ END = (
     "probe_tau_gap",
     "baseline_r2",
     "baseline_tau",
+    "baseline_r2_later",
+    "baseline_tau_later",
+    "boost_r2",
+    "boost_tau",
+    "boost_r2_later",
+    "boost_tau_later",
+    "meta_r2",
+    "meta_tau",
+    "meta_r2_later",
+    "meta_tau_later",
     "gen_acc",
     "gen_novelty",
     "noise_acc",
@@ -38,8 +67,9 @@ END = (
     "avg_acc",
     "avg_novelty",
 )
-"""Reported once, at the end of a run: the probe's extra targets, the weight-statistics
-baseline and, when the run generates models, generation beside its two baselines."""
+"""Reported once, at the end of a run: the probe's extra targets, the baselines on the probe's rows
+(``baseline_*`` ridge on weight statistics; with ``eval.baselines`` also ``boost_*`` boosting on them and
+``meta_*`` boosting on metadata) and, when the run generates models, generation beside its two baselines."""
 
 BEST = ("objective", "rec_acc_ratio", "probe_r2")
 """Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""

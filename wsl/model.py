@@ -6,8 +6,9 @@
         --transformer encoder--> --Linear--> tokens [N, T, W]
 
 A model's embedding is the mean of its latent tokens ``[N, latent]``. The
-projection head maps the flattened latents to a small space where the
-contrastive loss compares two views of the same model. Positions are the
+projection head maps the flattened latents (or, with ``pooled_head``, the
+embedding itself, so the contrastive loss shapes what the probe reads) to a
+small space where the contrastive loss compares two views of the same model. Positions are the
 (global token, layer, token-within-layer) triple of ``wsl.tokens``, each with
 a learned table.
 """
@@ -28,6 +29,7 @@ class ModelConfig:
     latent_dim: int = 32
     dropout: float = 0.0
     proj_dim: int = 30
+    pooled_head: bool = False  # the contrastive head reads the embedding (mean of latent tokens), not all tokens
 
 
 class PositionEmbedding(nn.Module):
@@ -61,7 +63,7 @@ class Autoencoder(nn.Module):
         self.decoder = _transformer(cfg)
         self.dec_out = nn.Linear(cfg.d_model, token_width)
         self.head = nn.Sequential(
-            nn.Linear(num_tokens * cfg.latent_dim, 4 * cfg.proj_dim),
+            nn.Linear((1 if cfg.pooled_head else num_tokens) * cfg.latent_dim, 4 * cfg.proj_dim),
             nn.LayerNorm(4 * cfg.proj_dim),
             nn.ReLU(),
             nn.Linear(4 * cfg.proj_dim, cfg.proj_dim),
@@ -78,8 +80,8 @@ class Autoencoder(nn.Module):
         return self.dec_out(self.decoder(self.dec_in(z) + self.dec_pos(positions)))
 
     def project(self, z: Tensor) -> Tensor:
-        """latents [N, T, latent] -> contrastive projection [N, proj_dim]."""
-        return self.head(z.flatten(1))
+        """latents [N, T, latent] -> contrastive projection [N, proj_dim], from all tokens or their mean."""
+        return self.head(self.embedding(z) if self.cfg.pooled_head else z.flatten(1))
 
     @staticmethod
     def embedding(z: Tensor) -> Tensor:

@@ -7,16 +7,24 @@
   extra targets, the checkpoint's epoch and the generalisation gap.
 - ``weight_statistics``: per-tensor mean, variance and quantiles: the strong
   baseline that embeddings must be compared with.
+- ``boosted_probe``: gradient boosting, its rounds chosen by validation R² (as
+  the ridge chooses its alpha): the same statistics read non-linearly.
+- ``metadata``: what a user knows of a checkpoint without its weights (its
+  epoch, activation and the zoo's hyper-parameters): the third baseline.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import kendalltau
+from sklearn.ensemble import HistGradientBoostingRegressor
 from torch import Tensor
 
 ALPHAS = np.logspace(3, -5, 17)
+ROUNDS = (100, 300, 1000)  # boosting rounds tried, picked on validation
+NOT_METADATA = ("model_id", "seed", "split", "train_loss", "train_acc", "test_loss", "test_acc")  # ids and outcomes
 
 
 def _fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
@@ -43,8 +51,29 @@ def ridge_probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray])
     x = {k: (v - mean) / std for k, v in x.items()}
     best = max(ALPHAS, key=lambda a: r2_score(y["val"], _predict(x["val"], _fit_ridge(x["train"], y["train"], a))))
     pred = _predict(x["test"], _fit_ridge(x["train"], y["train"], best))
-    tau = kendalltau(y["test"], pred).statistic
-    return {"r2": r2_score(y["test"], pred), "tau": float(np.nan_to_num(tau)), "alpha": float(best)}
+    return {**_scores(y["test"], pred), "alpha": float(best)}
+
+
+def boosted_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int = 0) -> dict[str, float]:
+    """Boosting on features keyed by split, rounds chosen by validation R²: test ``r2``, ``tau``, ``rounds``."""
+    fits = {rounds: _boost(x, y, rounds, seed) for rounds in ROUNDS}
+    best = max(ROUNDS, key=lambda rounds: r2_score(y["val"], fits[rounds].predict(x["val"])))
+    return {**_scores(y["test"], fits[best].predict(x["test"])), "rounds": best}
+
+
+def _boost(x, y, rounds: int, seed: int) -> HistGradientBoostingRegressor:
+    model = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.05, random_state=seed)
+    return model.fit(x["train"], y["train"])
+
+
+def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {"r2": r2_score(y, pred), "tau": float(np.nan_to_num(kendalltau(y, pred).statistic))}
+
+
+def metadata(models: pd.DataFrame) -> np.ndarray:
+    """[R, F]: every column of a zoo's models table but ids and outcomes; text columns one-hot."""
+    known = models.drop(columns=[c for c in NOT_METADATA if c in models.columns])
+    return pd.get_dummies(known, dtype=float).to_numpy(dtype=np.float64)
 
 
 def probe_target(models, target: str) -> np.ndarray:

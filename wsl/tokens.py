@@ -24,6 +24,8 @@ from torch import Tensor
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch
 
+ROW = "row"  # the token width that puts one output neuron in one token
+
 
 @dataclass(frozen=True, eq=False)
 class TokenLayout:
@@ -61,10 +63,16 @@ class TokenLayout:
         return self.positions[:, 1]
 
 
-def layout(arch: Arch, width: int) -> TokenLayout:
-    """The token layout of ``arch`` with tokens ``width`` values wide."""
-    if not isinstance(width, int) or width < 1:
-        raise WslError(f"token width {width!r} must be a positive integer (e.g. the widest row, or 64)")
+def layout(arch: Arch, width: int | str) -> TokenLayout:
+    """The token layout of ``arch`` with tokens ``width`` values wide.
+
+    ``width="row"``: one token per output neuron, as wide as the widest row
+    (SANE's and S25's choice); the third position id is then the neuron's index.
+    """
+    if width == ROW:
+        width = max(math.prod(layer.weight_shape[1:]) + 1 for layer in arch.layers)
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise WslError(f"token width {width!r} must be a positive integer (e.g. 64) or {ROW!r} (one token a neuron)")
     sources, layer_ids, within = [], [], []
     offset = 0  # flat index of the layer's first weight, in param_shapes order
     for i, layer in enumerate(arch.layers):

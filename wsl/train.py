@@ -55,22 +55,24 @@ def train(
     metrics: dict = {}
     for epoch in range(start + 1, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
-        losses = train_epoch(model, opt, scaler, data, behav, cfg, gen)
-        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data)}
+        warm = epoch <= cfg.loss.warmup_epochs  # structure (and contrast) alone first
+        losses = train_epoch(model, opt, scaler, data, None if warm else behav, cfg, epoch, gen)
+        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval)}
         metrics["time_s"] = time.perf_counter() - t0
         run.save(Path(cfg.out), cfg, data, model, opt, scaler, epoch)
         report(metrics)
-    final = {**metrics, **evaluate_final(model, data)}
+    final = {**metrics, **evaluate_final(model, data, cfg.eval)}
     if cfg.generate > 0:
         final.update(generation(model, data, cfg.generate, cfg.seed))
     return final
 
 
-def train_epoch(model, opt, scaler, data: Data, behav: Behavior | None, cfg: TrainConfig, gen) -> dict[str, float]:
+def train_epoch(
+    model, opt, scaler, data: Data, behav: Behavior | None, cfg: TrainConfig, epoch: int, gen
+) -> dict[str, float]:
     """One pass over the training models; returns the mean of each loss component over the steps taken."""
     model.train()
-    rows = data.rows["train"]
-    order = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(int(gen.initial_seed())))]
+    order = epoch_order(data.rows["train"], cfg.seed, epoch)
     size = cfg.optim.batch_size
     batches = [b for b in (order[i : i + size] for i in range(0, len(order), size)) if len(b) >= 2]  # pairs
     sums: dict[str, float] = {}
@@ -89,6 +91,11 @@ def train_epoch(model, opt, scaler, data: Data, behav: Behavior | None, cfg: Tra
             sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
     sums.setdefault("loss_behav", float("nan"))
     return sums
+
+
+def epoch_order(rows: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """The training rows in epoch ``epoch``'s order: new every epoch, and the same for a resumed run."""
+    return rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).numpy()]
 
 
 def train_step(
@@ -116,6 +123,8 @@ def train_step(
     }
     if behav is not None:
         # Permutations preserve the function, so the original outputs are the target for view a too.
-        logits = run_tokens(rec_a, lay, data.norm, behav.probe_x, list(data.activations[batch]))
-        parts["loss_behav"] = behav_loss(logits, behav.targets[batch], cfg.loss)
+        x, target = behav.step(data, batch)
+        parts["loss_behav"] = behav_loss(
+            run_tokens(rec_a, lay, data.norm, x, list(data.activations[batch])), target, cfg.loss
+        )
     return parts

@@ -84,8 +84,14 @@ def start_ray(address: str | None) -> None:
 
 
 def trial_base(cfg: SweepConfig) -> TrainConfig:
-    """The training config every trial starts from: ``scheduler.max_t`` epochs, no generation (promotion does it)."""
-    return replace(cfg.train, generate=0, optim=replace(cfg.train.optim, epochs=cfg.scheduler.max_t))
+    """The training config every trial starts from: ``scheduler.max_t`` epochs; no generation and no boosted
+    baselines (seconds a trial, the same for every trial of a zoo: promotion reports them)."""
+    return replace(
+        cfg.train,
+        generate=0,
+        optim=replace(cfg.train.optim, epochs=cfg.scheduler.max_t),
+        eval=replace(cfg.train.eval, baselines=False),
+    )
 
 
 def check_storage(cfg: SweepConfig) -> None:
