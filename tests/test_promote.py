@@ -74,3 +74,8 @@ def test_runs_that_generate_nothing_promote_without_generation_columns():
 def test_promote_refuses_a_count_below_one_before_reading_anything(tmp_path, option, flag):
     with pytest.raises(WslError, match=flag):
         promote(SweepConfig(), tmp_path / "no-such-sweep", tmp_path / "promoted", **option)
+
+
+def test_a_token_width_read_back_as_text_promotes_as_a_number():
+    row = pd.Series({**SOURCE, "tokens.width": "64"})
+    assert promoted_config(row, TrainConfig(), epochs=1, out=Path("out")).tokens.width == 64

@@ -102,3 +102,11 @@ def test_an_unreadable_table_is_named(tmp_path):
 def test_reading_a_table_adds_the_sweep_column_from_its_directory(tmp_path):
     pd.DataFrame({"trial_id": ["a"]}).to_parquet(tmp_path / table.TRIALS)
     assert table.read(tmp_path / table.TRIALS)["sweep"].tolist() == [tmp_path.name]
+
+
+def test_a_column_of_numbers_and_words_is_kept_as_text(tmp_path):
+    """A sweep over ``tokens.width: {choices: [32, row]}`` has such a column."""
+    table.write(
+        tmp_path / table.TRIALS, [{"trial_id": "a", "tokens.width": 32}, {"trial_id": "b", "tokens.width": "row"}]
+    )
+    assert table.read(tmp_path / table.TRIALS)["tokens.width"].tolist() == ["32", "row"]

@@ -65,6 +65,8 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self):
+        if isinstance(self.tokens.width, str) and self.tokens.width.isdigit():  # a width read back as text
+            self.tokens.width = int(self.tokens.width)
         checks = [
             ("loss.gamma", self.loss.gamma, 0 <= self.loss.gamma <= 1, "in [0, 1]"),
             ("loss.beta", self.loss.beta, 0 <= self.loss.beta <= 1, "in [0, 1]"),

@@ -99,8 +99,14 @@ def read(path: Path) -> pd.DataFrame:
 
 
 def write(path: Path, rows: Iterable[dict] | pd.DataFrame) -> None:
-    """Replace ``path`` by a table of ``rows``, atomically (no lock: for files one writer owns)."""
+    """Replace ``path`` by a table of ``rows``, atomically (no lock: for files one writer owns).
+
+    A column whose values are of several types (``tokens.width`` searched over
+    ``[32, row]``) is stored as text: parquet columns have one type.
+    """
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    mixed = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().map(type).nunique() > 1]
+    frame = frame.astype({c: str for c in mixed}) if mixed else frame
     write_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
