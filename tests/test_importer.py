@@ -2,15 +2,19 @@
 
 import json
 import re
+import shutil
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from wsl.errors import WslError
-from wsl.zoo import Arch, Conv, forward, load_zoo
+from wsl.zoo import Arch, Conv, forward, load_zoo, summary
 from wsl.zoo.importer import import_public_zoo
+from wsl.zoo.tasks import load_task
 
 CNN_S = Arch("cnn", (1, 28, 28), 10, (Conv(8, 5, 0, True), Conv(6, 5, 0, True), Conv(4, 2, 0, False)), (20,))
 ACTS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -43,23 +47,36 @@ def cnn_s(act: str, p: float, last: int = 10) -> PublicNet:
     )
 
 
-def write_model(folder: Path, net: nn.Module, params: dict, checkpoints: dict[str, int], results=None) -> dict:
-    """One trial folder; ``checkpoints`` maps folder name -> N. Returns ``N -> state dict``."""
+def write_folder(folder: Path, params: dict, results: dict[int, dict], checkpoints: dict[str, dict]) -> None:
+    """One trial folder: ``results`` maps N -> its result.json metrics, ``checkpoints`` folder name -> state dict."""
     folder.mkdir(parents=True)
     (folder / "params.json").write_text(json.dumps(params))
-    lines = []
-    for n in sorted(set(checkpoints.values()) if results is None else results):
-        metrics = {"train_acc": 0.1 * n, "test_acc": 0.1 * n + 0.01, "train_loss": 2.0 - n, "test_loss": 2.1 - n}
-        lines.append(json.dumps({**metrics, "training_iteration": n, "time_this_iter_s": 0.5, "config": params}))
+    lines = [
+        json.dumps({**metrics, "training_iteration": n, "time_this_iter_s": 0.5, "config": params})
+        for n, metrics in sorted(results.items())
+    ]
     (folder / "result.json").write_text("\n".join(lines) + "\n")
+    for name, state in checkpoints.items():
+        (folder / name).mkdir()
+        torch.save(state, folder / name / "checkpoints")
+
+
+def write_model(folder: Path, net: nn.Module, params: dict, checkpoints: dict[str, int], results=None) -> dict:
+    """One trial folder of ``net`` perturbed per checkpoint, made-up metrics; ``checkpoints`` maps folder name -> N.
+
+    Returns ``N -> state dict``.
+    """
+    metrics = {
+        n: {"train_acc": 0.1 * n, "test_acc": 0.1 * n + 0.01, "train_loss": 2.0 - n, "test_loss": 2.1 - n}
+        for n in (sorted(set(checkpoints.values())) if results is None else results)
+    }
     states = {}
-    for name, n in checkpoints.items():
+    for n in checkpoints.values():
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(0.1 * torch.randn_like(p))
         states[n] = {k: v.clone() for k, v in net.state_dict().items()}
-        (folder / name).mkdir()
-        torch.save(states[n], folder / name / "checkpoints")
+    write_folder(folder, params, metrics, {name: states[n] for name, n in checkpoints.items()})
     return states
 
 
@@ -233,3 +250,155 @@ def test_an_mlp_with_a_non_square_input_is_refused(tmp_path):
     write_model(tmp_path / "src" / "m", net, {"model::nlin": "tanh"}, {"checkpoint_000001": 1})
     with pytest.raises(WslError, match="checkpoints: an MLP with 14 inputs has no square input size"):
         import_public_zoo(tmp_path / "src", tmp_path / "out")
+
+
+# A public zoo of trained networks with its dataset.pt, built with plain torch (independent of the importer).
+
+DIGITS_CNN = Arch("cnn", (1, 8, 8), 10, (Conv(8, 3, 0, True), Conv(6, 2, 0, False)), (20,))
+TRAINED = [("tanh", 0.0), ("ReLU", 0.1), ("sigmoid", 0.0), ("gelu", 0.0)]  # (model::nlin, dropout)
+EPOCHS, CHECKPOINTS = 4, (0, 2, 4)
+
+
+def digits_cnn(act: str, p: float) -> PublicNet:
+    """The CNN-s pattern on 8x8 digits: Conv(1,8,3) MaxPool act [Dropout] Conv(8,6,2) act Flatten Linear(24,20) ..."""
+    a, drop = ACTS[act.lower()], [nn.Dropout(p)] if p else []
+    return PublicNet(
+        [nn.Conv2d(1, 8, 3), nn.MaxPool2d(2), a(), *drop, nn.Conv2d(8, 6, 2), a(), *drop, nn.Flatten()]
+        + [nn.Linear(24, 20), a(), *drop, nn.Linear(20, 10)]
+    )
+
+
+@torch.no_grad()
+def measure(net: nn.Module, data: dict[str, TensorDataset]) -> dict[str, float]:
+    """What the public zoos record per epoch: train/test accuracy and loss (in eval mode)."""
+    net.eval()
+    out = {}
+    for part in ("train", "test"):
+        x, y = data[f"{part}set"].tensors
+        logits = net(x)
+        out[f"{part}_acc"] = float((logits.argmax(1) == y).double().mean())
+        out[f"{part}_loss"] = float(nn.functional.cross_entropy(logits, y))
+    return out
+
+
+def train(net: nn.Module, data: dict[str, TensorDataset], seed: int) -> tuple[dict[int, dict], dict[str, dict]]:
+    """Adam on ``trainset`` for EPOCHS epochs: result.json metrics per epoch 0..EPOCHS, states at CHECKPOINTS."""
+    x, y = data["trainset"].tensors
+    opt = torch.optim.Adam(net.parameters(), lr=2e-2)
+    gen = torch.Generator().manual_seed(seed)
+    results, states = {0: measure(net, data)}, {}
+    for epoch in range(1, EPOCHS + 1):
+        if epoch - 1 in CHECKPOINTS:
+            states[f"checkpoint_{epoch - 1:06d}"] = {k: v.clone() for k, v in net.state_dict().items()}
+        net.train()
+        for batch in torch.randperm(len(x), generator=gen).split(50):
+            loss = nn.functional.cross_entropy(net(x[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        results[epoch] = measure(net, data)
+    states[f"checkpoint_{EPOCHS:06d}"] = {k: v.clone() for k, v in net.state_dict().items()}
+    return results, states
+
+
+def digits_dataset() -> dict:
+    """dataset.pt's content: digits' first 1,000 training images as trainset, the rest as valset."""
+    task = load_task("digits")
+    return {
+        "trainset": TensorDataset(task.x_train[:1000], task.y_train[:1000]),
+        "valset": TensorDataset(task.x_train[1000:], task.y_train[1000:]),
+        "testset": TensorDataset(task.x_test, task.y_test),
+        "dataset_seed": 42,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_public(tmp_path_factory) -> tuple[Path, dict, dict[int, dict]]:
+    """4 digits CNNs trained for 4 epochs (about 2 s), their dataset.pt, and each model's last metrics."""
+    src = tmp_path_factory.mktemp("trained") / "digits_zoo"
+    data, last = digits_dataset(), {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # networks this small train several times faster on one thread
+    try:
+        for i, (act, p) in enumerate(TRAINED):
+            torch.manual_seed(i)
+            results, states = train(digits_cnn(act, p), data, seed=i)
+            params = {**params_json(i), "model::nlin": act, "model::dropout": p}
+            write_folder(src / f"NN_tune_trainable_{i:05d}_seed={i}_2021-07-01_12-00-00", params, results, states)
+            last[i] = results[EPOCHS]
+    finally:
+        torch.set_num_threads(threads)
+    torch.save(data, src / "dataset.pt")
+    return src, data, last
+
+
+def with_dataset(trained_public, dst: Path, data) -> Path:
+    """A copy of the trained zoo whose dataset.pt holds ``data`` instead."""
+    src = trained_public[0]
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("dataset.pt"))
+    torch.save(data, dst / "dataset.pt")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def imported_trained(trained_public, tmp_path_factory):
+    return load_zoo(import_public_zoo(trained_public[0], tmp_path_factory.mktemp("out") / "zoo", task="digits8"))
+
+
+def test_the_fixture_models_learned(trained_public):
+    accs = [m["test_acc"] for m in trained_public[2].values()]
+    assert sum(a >= 0.5 for a in accs) >= 3 and max(accs) > 0.85
+
+
+def test_dataset_pt_becomes_the_zoos_task_data(trained_public, imported_trained):
+    data, task = trained_public[1], imported_trained.task_data
+    assert imported_trained.arch == DIGITS_CNN
+    assert torch.equal(task.x_train, data["trainset"].tensors[0]) and torch.equal(
+        task.y_train, data["trainset"].tensors[1]
+    )
+    assert torch.equal(task.x_test, data["testset"].tensors[0]) and torch.equal(task.y_test, data["testset"].tensors[1])
+    assert (task.name, task.num_classes, imported_trained.task) == ("digits8", 10, "digits8")
+
+
+def test_the_originals_rerun_on_it_match_their_recorded_accuracy(trained_public, imported_trained):
+    check = imported_trained.extra["task_check"]
+    assert check["models"] == len(TRAINED)
+    assert check["largest_abs_diff"] < 0.02
+    assert "largest |test_acc - recorded| 0.0" in summary(imported_trained)["task_data"]
+
+
+def test_transposed_images_are_refused_by_the_check(trained_public, tmp_path):
+    data = digits_dataset()
+    data["testset"] = TensorDataset(data["testset"].tensors[0].transpose(-1, -2), data["testset"].tensors[1])
+    src = with_dataset(trained_public, tmp_path / "src", data)
+    with pytest.raises(WslError, match=re.escape(str(src / "dataset.pt")) + ".*near chance.*transposed"):
+        import_public_zoo(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+class Provenance(OrderedDict):
+    """An innocent-looking class: dataset.pt may still hold none but TensorDataset."""
+
+
+def test_a_dataset_pt_needing_another_class_is_refused_naming_it(trained_public, tmp_path):
+    src = with_dataset(trained_public, tmp_path / "src", {**digits_dataset(), "meta": Provenance(seed=1)})
+    with pytest.raises(WslError, match=re.escape(str(src / "dataset.pt")) + r" is refused.*class \S*Provenance"):
+        import_public_zoo(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_that_do_not_fit_the_architecture_are_refused(trained_public, tmp_path):
+    data = digits_dataset()
+    data["trainset"] = TensorDataset(torch.zeros(5, 1, 12, 12), torch.zeros(5, dtype=torch.int64))
+    src = with_dataset(trained_public, tmp_path / "src", data)
+    with pytest.raises(WslError, match=r"dataset\.pt: trainset images have shape \(5, 1, 12, 12\).*\[N, 1, 8, 8\]"):
+        import_public_zoo(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_pt_without_a_testset_is_refused(trained_public, tmp_path):
+    data = digits_dataset()
+    del data["testset"]
+    src = with_dataset(trained_public, tmp_path / "src", data)
+    with pytest.raises(WslError, match=r"dataset\.pt: key 'testset' is missing"):
+        import_public_zoo(src, tmp_path / "out")

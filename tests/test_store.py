@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from wsl.errors import WslError
 from wsl.zoo import Arch, Conv, cnn, mlp
 from wsl.zoo.store import Zoo, assign_splits, load_zoo, save_zoo, summary
+from wsl.zoo.tasks import Task
 
 ARCHES = [
     mlp((1, 4, 4), 3, hidden=(5,)),
@@ -53,12 +54,26 @@ def make_zoo(arch=ARCHES[0], n_models=4, epochs=(0, 5), seed=0, extra=None, name
     return Zoo(None, name, task, arch, models, weights, extra or {"config": {"epochs": list(epochs)}})
 
 
+def tiny_task(arch=ARCHES[0], sizes=(12, 5), seed=0, name="mnist") -> Task:
+    """Random images ``[N, *arch.in_shape]`` and labels in ``[0, arch.num_classes)``: 12 train, 5 test."""
+    gen = torch.Generator().manual_seed(seed)
+    x = [torch.randn(n, *arch.in_shape, generator=gen) for n in sizes]
+    y = [torch.randint(arch.num_classes, (n,), generator=gen) for n in sizes]
+    return Task(name, x[0], y[0], x[1], y[1], arch.num_classes)
+
+
 def assert_same(a: Zoo, b: Zoo) -> None:
     assert (a.name, a.task, a.arch, a.extra) == (b.name, b.task, b.arch, b.extra)
     pd.testing.assert_frame_equal(a.models, b.models)
     assert a.weights.keys() == b.weights.keys()
     for k in a.weights:
         assert torch.equal(a.weights[k], b.weights[k]), k
+    assert (a.task_data is None) == (b.task_data is None)
+    if a.task_data is not None:
+        assert (a.task_data.name, a.task_data.num_classes) == (b.task_data.name, b.task_data.num_classes)
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            x, y = getattr(a.task_data, k), getattr(b.task_data, k)
+            assert x.dtype == y.dtype and torch.equal(x, y), k
 
 
 @pytest.fixture
@@ -274,3 +289,99 @@ def test_summary_reports_the_zoo_at_a_glance(saved):
     assert s["test_acc"]["50%"] == pytest.approx(last.median())
     assert s["params_per_model"] == ARCHES[0].num_params
     assert s["bytes_on_disk"] == sum(f.stat().st_size for f in saved.iterdir())
+
+
+# Task data carried by the zoo: task.safetensors.
+
+
+def zoo_with_task(arch=ARCHES[0], **kwargs) -> Zoo:
+    zoo = make_zoo(arch, task="mnist", **kwargs)
+    zoo.task_data = tiny_task(arch)
+    return zoo
+
+
+@pytest.fixture
+def saved_with_task(tmp_path) -> Path:
+    return save_zoo(tmp_path / "zoo_with_task", zoo_with_task())
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_zoo_with_task_data_round_trips_exactly(tmp_path, arch):
+    zoo = zoo_with_task(arch)
+    loaded = load_zoo(save_zoo(tmp_path / "zoo", zoo))
+    assert_same(loaded, zoo)
+    assert_same(loaded.split("train"), zoo.split("train"))
+
+
+def test_task_data_is_a_fourth_file_and_zoo_json_says_so(saved_with_task):
+    names = sorted(p.name for p in saved_with_task.iterdir())
+    assert names == ["models.parquet", "task.safetensors", "weights.safetensors", "zoo.json"]
+    assert json.loads((saved_with_task / "zoo.json").read_text())["task_data"] is True
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in load_file(saved_with_task / "task.safetensors").items()} == {
+        "x_train": (torch.float32, (12, 1, 4, 4)),
+        "y_train": (torch.int64, (12,)),
+        "x_test": (torch.float32, (5, 1, 4, 4)),
+        "y_test": (torch.int64, (5,)),
+    }
+
+
+def rewrite_task(path: Path, change) -> None:
+    tensors = load_file(path / "task.safetensors")
+    change(tensors)
+    save_file(tensors, path / "task.safetensors")
+
+
+def poke(name: str, index: tuple, value) -> callable:
+    def change(tensors):
+        tensors[name][index] = value
+
+    return change
+
+
+TASK_CORRUPTIONS = {
+    "NaN image": (poke("x_train", (3, 0, 1, 2), float("nan")), "'x_train' holds NaN/inf \\(image 3\\)"),
+    "label too large": (poke("y_test", (2,), 3), "'y_test' holds label 3 at index 2, outside \\[0, 3\\)"),
+    "negative label": (poke("y_train", (0,), -1), "'y_train' holds label -1 at index 0"),
+    "wrong image shape": (
+        lambda t: t.update(x_train=torch.zeros(12, 1, 5, 5)),
+        "'x_train' has shape \\(12, 1, 5, 5\\), expected \\[N >= 1, 1, 4, 4\\]",
+    ),
+    "labels for other images": (lambda t: t.update(y_test=torch.zeros(4, dtype=torch.int64)), "'y_test' has shape"),
+    "float labels": (lambda t: t.update(y_train=t["y_train"].double()), "'y_train' is torch.float64"),
+    "tensor missing": (lambda t: t.pop("x_test"), "'x_test' is missing"),
+    "tensor unknown": (lambda t: t.update(x_val=torch.zeros(2, 1, 4, 4)), "'x_val' is unknown"),
+}
+
+
+@pytest.mark.parametrize("case", TASK_CORRUPTIONS)
+def test_bad_task_data_is_refused_naming_task_safetensors(saved_with_task, case):
+    change, message = TASK_CORRUPTIONS[case]
+    rewrite_task(saved_with_task, change)
+    with pytest.raises(WslError, match=r"task\.safetensors: .*" + message):
+        load_zoo(saved_with_task)
+
+
+def test_missing_or_corrupt_task_data_is_refused(saved_with_task):
+    (saved_with_task / "task.safetensors").write_bytes(b"\x08" * 20)
+    with pytest.raises(WslError, match=r"task\.safetensors is not a readable safetensors file"):
+        load_zoo(saved_with_task)
+    (saved_with_task / "task.safetensors").unlink()
+    with pytest.raises(WslError, match=r"task\.safetensors is missing but zoo\.json says"):
+        load_zoo(saved_with_task)
+
+
+def test_saving_bad_task_data_leaves_no_trace(tmp_path):
+    zoo = zoo_with_task()
+    zoo.task_data.x_test[0, 0, 0, 0] = float("inf")
+    with pytest.raises(WslError, match=r"task\.safetensors: tensor 'x_test' holds NaN/inf"):
+        save_zoo(tmp_path / "zoo", zoo)
+    zoo.task_data = tiny_task(mlp((1, 4, 4), 5, hidden=(5,)))
+    with pytest.raises(WslError, match="the task has 5 classes but the zoo's architecture 3"):
+        save_zoo(tmp_path / "zoo", zoo)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_summary_says_where_the_task_data_comes_from(saved, saved_with_task):
+    assert summary(load_zoo(saved))["task_data"] == "shipped task 'digits'"
+    assert summary(load_zoo(saved_with_task))["task_data"] == "in the zoo: 12 train, 5 test images"
+    assert summary(make_zoo(task="mnist"))["task_data"] == "none: task 'mnist' does not ship with wsl"

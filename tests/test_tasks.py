@@ -1,10 +1,13 @@
-"""Tasks ship offline, split the same way every time, and are standardised on train only."""
+"""Tasks ship offline, split the same way every time, are standardised on train only; a zoo's own data wins."""
 
 import pytest
 import torch
+from test_store import make_zoo, tiny_task, zoo_with_task
 
+from wsl.data import prepare
 from wsl.errors import WslError
-from wsl.zoo.tasks import TASKS, _cached, load_task
+from wsl.zoo.store import load_zoo, save_zoo
+from wsl.zoo.tasks import TASKS, _cached, load_task, task_of
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -32,3 +35,24 @@ def test_training_inputs_are_standardised():
 def test_unknown_task_lists_known_ones():
     with pytest.raises(WslError, match="digits, shapes"):
         load_task("mnist")
+
+
+def test_task_of_prefers_the_zoos_own_data_then_the_shipped_task():
+    own = zoo_with_task()
+    assert task_of(own) is own.task_data
+    own.task = "digits"
+    assert task_of(own) is own.task_data
+    assert task_of(make_zoo(task="digits")) is load_task("digits")
+
+
+def test_a_zoo_with_neither_own_data_nor_a_shipped_task_is_one_clear_error():
+    with pytest.raises(WslError, match="zoo tiny has no task data and its task 'mnist' does not ship.*import it with"):
+        task_of(make_zoo(task="mnist"))
+
+
+def test_prepare_uses_the_zoos_own_data(tmp_path):
+    zoo = load_zoo(save_zoo(tmp_path / "zoo", zoo_with_task()))
+    data = prepare(zoo, 8, "cpu")
+    assert data.task is zoo.task_data and torch.equal(data.task.x_train, tiny_task().x_train)
+    with pytest.raises(WslError, match="has no task data"):
+        prepare(make_zoo(task="mnist"), 8, "cpu")

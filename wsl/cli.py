@@ -44,8 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     info = zoo_commands.add_parser("info", help="print the summary of a zoo directory")
     info.add_argument("path", type=Path)
     info.set_defaults(run=zoo_info)
-    imp = zoo_commands.add_parser("import", help="convert a zoo in the public model-zoo layout")
-    imp.add_argument("src", type=Path, help="directory with one trial folder per model")
+    imp = zoo_commands.add_parser(
+        "import", help="convert a zoo in the public model-zoo layout (with SRC/dataset.pt: its task data, checked)"
+    )
+    imp.add_argument("src", type=Path, help="directory with one trial folder per model (and maybe dataset.pt)")
     imp.add_argument("--out", type=Path, help="destination zoo directory (default: zoos/<src name>)")
     imp.add_argument("--task", default="unknown", help="the task the zoo was trained on (recorded in zoo.json)")
     imp.add_argument("--nonfinite", choices=("skip", "fail"), default="skip", help="NaN/inf checkpoints")

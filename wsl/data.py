@@ -28,7 +28,7 @@ from wsl.losses import LossConfig
 from wsl.tokens import Normalizer, TokenLayout, layout, tokenize
 from wsl.zoo.arch import forward
 from wsl.zoo.store import Zoo
-from wsl.zoo.tasks import Task, load_task
+from wsl.zoo.tasks import Task, task_of
 
 
 @dataclass
@@ -49,9 +49,7 @@ class Behavior:
     """The behavioral loss's inputs: a probe set and the originals' logits on it, or a pool to draw from."""
 
     probe_x: torch.Tensor | None  # [P, C, H, W]: the fixed probe set (None when resampling)
-    targets: (
-        torch.Tensor | None
-    )  # [R, P, classes]: originals' logits on it, training rows filled (the loss reads no other)
+    targets: torch.Tensor | None  # [R, P, classes]: originals' logits on it, training rows filled (others unread)
     pool: torch.Tensor | None = None  # [N, C, H, W]: inputs drawn from every step (None for a fixed set)
     size: int = 0  # inputs per step
     kind: str = "train"  # train | noise | mix
@@ -67,9 +65,9 @@ class Behavior:
             return x, forward(data.zoo.arch, originals, x, list(data.activations[batch]))
 
 
-def prepare(zoo: Zoo, token_width: int, device: str, norm: Normalizer | None = None) -> Data:
+def prepare(zoo: Zoo, token_width: int | str, device: str, norm: Normalizer | None = None) -> Data:
     """Tokens and splits of ``zoo``; normalised by ``norm``, else by one fit on the training split."""
-    task = load_task(zoo.task)
+    task = task_of(zoo)
     lay = layout(zoo.arch, token_width)
     raw = tokenize(zoo.weights, lay)
     split = zoo.models["split"].to_numpy()

@@ -8,6 +8,13 @@ between the weight layers). The input size is not stored anywhere, so the
 architecture is inferred from the first checkpoint's shapes and the zoos'
 conventions (padding 0, a 2x2 max-pool after each conv, except after the
 last one in CNN-s).
+
+A zoo root may also ship ``dataset.pt``: the task's data exactly as the models
+saw it, a ``torch.save``d dict of ``TensorDataset``s (``trainset``, ``valset``,
+``testset``) and ``dataset_seed``. It becomes the zoo's task data, and every
+model's last checkpoint is re-run on its test set against the ``test_acc``
+that ``result.json`` recorded, so images transposed or scaled otherwise than
+the models saw them are caught before anything is written.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+from torch.utils.data import TensorDataset
 
 from wsl.errors import WslError
-from wsl.zoo.arch import Arch, Conv
-from wsl.zoo.store import NONFINITE, Zoo, assign_splits, save_zoo
+from wsl.zoo.arch import Arch, Conv, forward
+from wsl.zoo.store import NONFINITE, Zoo, assign_splits, check_task, save_zoo
+from wsl.zoo.tasks import Task
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -38,6 +48,12 @@ HYPERS = {  # our column -> params.json key
     "seed": "seed",
 }
 SIZES = (28, 32, *(s for s in range(4, 129) if s not in (28, 32)))  # input sizes tried, preferred first
+DATASET = "dataset.pt"
+# Beyond tensors and plain containers, a torch.save'd dict of TensorDatasets needs exactly this class
+# (torch.serialization.get_unsafe_globals_in_checkpoint lists nothing else); dataset.pt may hold no other.
+DATASET_CLASSES = (TensorDataset,)
+WORKING = 0.5  # recorded test_acc from which a model counts as working
+NEAR_CHANCE = 1.5  # working models re-run below NEAR_CHANCE / classes on average: the data is not theirs
 
 
 def import_public_zoo(
@@ -52,7 +68,10 @@ def import_public_zoo(
 
     Checkpoints without a matching ``result.json`` line are skipped with a
     warning; NaN/inf checkpoints follow ``nonfinite`` (``skip`` or ``fail``).
-    Splits are assigned by model with ``split_seed``.
+    Splits are assigned by model with ``split_seed``. With ``src/dataset.pt``
+    the zoo carries its task data (see ``_task_data``) and ``extra["task_check"]``
+    records how well the originals' re-run test accuracies match the recorded
+    ones (``check_originals``, which refuses data the models never saw).
     """
     if nonfinite not in NONFINITE:
         raise WslError(f"nonfinite={nonfinite!r} is invalid: expected one of {', '.join(NONFINITE)}")
@@ -81,7 +100,121 @@ def import_public_zoo(
     models["split"] = models["model_id"].map(assign_splits(models["model_id"], seed=split_seed))
     weights = {k: torch.stack([s[k] for s in snapshots]) for k in arch.param_shapes}
     extra = {"source": str(src.resolve()), "importer": "public-model-zoo"}
-    return save_zoo(out, Zoo(None, name or src.name, task, arch, models, weights, extra))
+    zoo = Zoo(None, name or src.name, task, arch, models, weights, extra, _task_data(src / DATASET, arch, task))
+    if zoo.task_data is not None:
+        zoo.extra["task_check"] = check_originals(zoo, src / DATASET)
+    return save_zoo(out, zoo)
+
+
+def _task_data(file: Path, arch: Arch, task: str) -> Task | None:
+    """The task data in ``dataset.pt`` (None without one): train = ``trainset``, test = ``testset``.
+
+    ``valset`` is left out: the models never trained on it, and what wsl reads
+    as ``x_train`` (behavioral probes) should be the inputs the models learned from.
+    """
+    if not file.is_file():
+        return None
+    data = _load_dataset(file)
+    missing = [k for k in ("trainset", "testset") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise WslError(
+            f"{file}: key {missing[0]!r} is missing; expected a dict with trainset, valset and testset "
+            "(TensorDatasets of images and labels) and dataset_seed"
+        )
+    x_train, y_train = _images_and_labels(data["trainset"], "trainset", arch, file)
+    x_test, y_test = _images_and_labels(data["testset"], "testset", arch, file)
+    out = Task(task, x_train, y_train, x_test, y_test, arch.num_classes)
+    check_task(out, arch, file)
+    return out
+
+
+def _load_dataset(file: Path):
+    """``dataset.pt`` unpickled with ``weights_only=True``, allowing no class but ``DATASET_CLASSES``."""
+    with torch.serialization.safe_globals(list(DATASET_CLASSES)):
+        try:
+            return torch.load(file, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as e:
+            allowed = ", ".join(c.__name__ for c in DATASET_CLASSES)
+            raise WslError(
+                f"{file} is refused: it needs {_refused(e)}, and wsl unpickles no class but {allowed}; "
+                "save the data as a dict of TensorDatasets"
+            ) from None
+        except (RuntimeError, EOFError, OSError, ValueError) as e:
+            raise WslError(f"{file} is not a readable torch.save file ({e})") from None
+
+
+def _refused(error: pickle.UnpicklingError) -> str:
+    """What the weights-only unpickler refused: ``class <module.Name>``, else its own words."""
+    text = str(error)
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+    if found:
+        return f"class {found.group(1)}"
+    return text.rpartition("WeightsUnpickler error: ")[2].splitlines()[0]
+
+
+def _images_and_labels(dataset, key: str, arch: Arch, file: Path) -> tuple[Tensor, Tensor]:
+    """Images ``[N, C, H, W]`` float32 fitting ``arch`` and labels ``[N]`` int64 of one ``TensorDataset``."""
+    if not isinstance(dataset, TensorDataset) or len(dataset.tensors) != 2:
+        what = f"a TensorDataset of {len(dataset.tensors)} tensors" if isinstance(dataset, TensorDataset) else None
+        raise WslError(f"{file}: {key} is {what or type(dataset).__name__}, expected a TensorDataset (images, labels)")
+    x, y = dataset.tensors
+    if not x.is_floating_point():
+        raise WslError(f"{file}: {key} images are {x.dtype}; expected the preprocessed float images the models saw")
+    if x.ndim != 4 or tuple(x.shape[1:]) != arch.in_shape:
+        c, h, w = arch.in_shape
+        raise WslError(
+            f"{file}: {key} images have shape {tuple(x.shape)}, but the architecture inferred from the "
+            f"checkpoints reads [N, {c}, {h}, {w}]; is this the zoo's dataset?"
+        )
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise WslError(f"{file}: {key} labels are {y.dtype}; expected integer class indices")
+    return x.to(torch.float32), y.to(torch.int64)
+
+
+def check_originals(zoo: Zoo, file: Path) -> dict:
+    """Re-run each model's last checkpoint on the zoo's test set; compare with the ``test_acc`` it recorded.
+
+    Returns ``models``, ``largest_abs_diff`` and ``mean_abs_diff`` (of re-run minus
+    recorded accuracy). Raises, naming ``file``, when the models recorded as
+    working (``test_acc >= WORKING``) land near chance on average: the images
+    are not what the models saw (transposed, scaled otherwise, another dataset).
+    """
+    last = np.array(zoo.models.groupby("model_id")["epoch"].idxmax(), dtype=np.int64)
+    recorded = zoo.models["test_acc"].to_numpy()[last]
+    params = {k: v[last] for k, v in zoo.weights.items()}
+    rerun = _test_accuracy(zoo.arch, params, zoo.models["activation"].to_numpy()[last], zoo.task_data)
+    working = recorded >= WORKING
+    chance = 1 / zoo.arch.num_classes
+    if working.any() and rerun[working].mean() < NEAR_CHANCE * chance:
+        raise WslError(
+            f"{file}: the {int(working.sum())} models recorded as working (mean test_acc "
+            f"{recorded[working].mean():.3f}) reach {rerun[working].mean():.3f} on its testset, near chance "
+            f"({chance:.3f}): its images are not what the models saw (transposed? scaled otherwise? "
+            "another dataset?); nothing was written"
+        )
+    diff = np.abs(rerun - recorded)
+    return {"models": len(last), "largest_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+
+
+@torch.no_grad()
+def _test_accuracy(
+    arch: Arch, params: dict[str, Tensor], activations: np.ndarray, task: Task, chunk: int = 32, batch: int = 256
+) -> np.ndarray:
+    """Test accuracy ``[M]`` of M models (``params``: name -> ``[M, *shape]``).
+
+    ``chunk`` models x ``batch`` images at a time: memory stays bounded for
+    zoos of thousands of models and tens of thousands of test images.
+    """
+    accs = []
+    for s in range(0, len(activations), chunk):
+        part = {k: v[s : s + chunk] for k, v in params.items()}
+        acts = list(activations[s : s + chunk])
+        correct = sum(
+            (forward(arch, part, task.x_test[b : b + batch], acts).argmax(-1) == task.y_test[b : b + batch]).sum(1)
+            for b in range(0, len(task.x_test), batch)
+        )
+        accs.append(correct.double() / len(task.x_test))
+    return torch.cat(accs).numpy()
 
 
 def _skip_reason(params: dict[str, Tensor], result: dict | None, file: Path, nonfinite: str) -> str | None:

@@ -1,10 +1,17 @@
-"""The zoo on disk: one directory, three files, written atomically, validated on load.
+"""The zoo on disk: one directory, three files (four with task data), written atomically, validated on load.
 
-- ``zoo.json``: format tag, version, name, task, architecture spec, row count, ``extra``.
+- ``zoo.json``: format tag, version, name, task, architecture spec, row count,
+  whether the zoo carries its task data, ``extra``.
 - ``models.parquet``: one row per checkpoint (model id, epoch, split, activation,
   train/test loss and accuracy, any hyper-parameter columns).
 - ``weights.safetensors``: per parameter name of ``arch.param_shapes`` one float32
   tensor ``[rows, *shape]``; row i belongs to row i of the table.
+- ``task.safetensors`` (optional): the task's data exactly as the zoo's models
+  saw it, so a zoo from elsewhere (e.g. a public one) trains and evaluates like
+  wsl's own: ``x_train`` ``[N, C, H, W]`` float32 with ``(C, H, W)`` the
+  architecture's input, ``y_train`` ``[N]`` int64 in ``[0, classes)``, and
+  ``x_test`` / ``y_test`` alike. An importer that re-ran the originals on it
+  records what it found in ``extra["task_check"]``.
 
 No pickle anywhere, so a zoo from a stranger can be loaded safely. ``save_zoo``
 writes into a temp directory next to the destination and renames it into place,
@@ -31,9 +38,11 @@ from torch import Tensor
 from wsl.atomic import new_dir
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch
+from wsl.zoo.tasks import TASKS, Task
 
 FORMAT, VERSION = "wsl-zoo", 1
-META, MODELS, WEIGHTS = "zoo.json", "models.parquet", "weights.safetensors"
+META, MODELS, WEIGHTS, TASK = "zoo.json", "models.parquet", "weights.safetensors", "task.safetensors"
+TASK_TENSORS = {"x_train": torch.float32, "y_train": torch.int64, "x_test": torch.float32, "y_test": torch.int64}
 SPLITS = ("train", "val", "test")
 REQUIRED = {
     "model_id": "int64",
@@ -53,7 +62,9 @@ class Zoo:
     """A population of checkpoints: ``models`` row i <-> ``weights[name][i]`` (``[R, *shape]``).
 
     ``path`` is where the zoo was loaded from, or None for one built in memory or
-    cut from another (a subset's size on disk would be a lie).
+    cut from another (a subset's size on disk would be a lie). ``task_data`` is
+    the task's data when the zoo carries it (None: ``task`` names a shipped
+    task); ``wsl.zoo.tasks.task_of`` picks the right one.
     """
 
     path: Path | None
@@ -63,6 +74,7 @@ class Zoo:
     models: pd.DataFrame
     weights: dict[str, Tensor]
     extra: dict
+    task_data: Task | None = None
 
     def __len__(self) -> int:
         return len(self.models)
@@ -81,7 +93,7 @@ class Zoo:
         rows = torch.from_numpy(np.flatnonzero(keep))
         models = self.models.iloc[rows.numpy()].reset_index(drop=True)
         weights = {k: v.index_select(0, rows.to(v.device)) for k, v in self.weights.items()}
-        return Zoo(None, self.name, self.task, self.arch, models, weights, self.extra)
+        return Zoo(None, self.name, self.task, self.arch, models, weights, self.extra, self.task_data)
 
 
 def assign_splits(model_ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict[int, str]:
@@ -135,6 +147,7 @@ def _write(directory: Path, zoo: Zoo) -> None:
         "task": zoo.task,
         "arch": zoo.arch.to_dict(),
         "rows": len(models),
+        "task_data": zoo.task_data is not None,
         "extra": zoo.extra,
     }
     try:
@@ -146,6 +159,9 @@ def _write(directory: Path, zoo: Zoo) -> None:
     weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in zoo.weights.items()}
     _check_weights(weights, zoo.arch, len(models), directory / WEIGHTS)
     save_file(weights, directory / WEIGHTS)
+    if zoo.task_data is not None:
+        check_task(zoo.task_data, zoo.arch, directory / TASK)
+        save_file({k: v.cpu().contiguous() for k, v in _task_tensors(zoo.task_data).items()}, directory / TASK)
 
 
 def load_zoo(path, nonfinite: str = "skip") -> Zoo:
@@ -167,7 +183,8 @@ def load_zoo(path, nonfinite: str = "skip") -> Zoo:
         )
     weights = _read_weights(path / WEIGHTS)
     _check_weights(weights, arch, len(models), path / WEIGHTS)
-    zoo = Zoo(path, meta["name"], meta["task"], arch, models, weights, meta.get("extra", {}))
+    task_data = _read_task(path / TASK, meta["task"], arch) if meta.get("task_data") else None
+    zoo = Zoo(path, meta["name"], meta["task"], arch, models, weights, meta.get("extra", {}), task_data)
     bad = _nonfinite_rows(weights, len(models))
     if not bad.any():
         return zoo
@@ -257,6 +274,76 @@ def _check_weights(weights: dict[str, Tensor], arch: Arch, rows: int, file: Path
             )
 
 
+def _read_task(file: Path, name: str, arch: Arch) -> Task:
+    """The zoo's own task data, validated against ``arch``; its classes are the architecture's."""
+    if not file.is_file():
+        raise WslError(f"{file} is missing but zoo.json says the zoo carries its task data; the zoo is incomplete")
+    try:
+        tensors = load_file(file)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WslError(f"{file} is not a readable safetensors file ({e}); the zoo is corrupt") from None
+    unknown = sorted(set(tensors) - set(TASK_TENSORS))
+    missing = [k for k in TASK_TENSORS if k not in tensors]
+    if missing or unknown:
+        what = f"tensor {missing[0]!r} is missing" if missing else f"tensor {unknown[0]!r} is unknown"
+        raise WslError(f"{file}: {what} (expected exactly {', '.join(TASK_TENSORS)})")
+    _check_task_tensors(tensors, arch, file)
+    return Task(name, tensors["x_train"], tensors["y_train"], tensors["x_test"], tensors["y_test"], arch.num_classes)
+
+
+def check_task(task: Task, arch: Arch, file) -> None:
+    """Refuse, naming ``file``, task data that ``arch``'s models cannot run on or be scored with.
+
+    Images ``[N, C, H, W]`` float32, finite, with ``(C, H, W) == arch.in_shape``;
+    labels ``[N]`` int64 in ``[0, arch.num_classes)``; train and test both non-empty.
+    """
+    if task.num_classes != arch.num_classes:
+        raise WslError(
+            f"{file}: the task has {task.num_classes} classes but the zoo's architecture {arch.num_classes}; "
+            "they must agree"
+        )
+    _check_task_tensors(_task_tensors(task), arch, file)
+
+
+def _task_tensors(task: Task) -> dict[str, Tensor]:
+    return {"x_train": task.x_train, "y_train": task.y_train, "x_test": task.x_test, "y_test": task.y_test}
+
+
+def _check_task_tensors(tensors: dict[str, Tensor], arch: Arch, file: Path) -> None:
+    """``tensors`` holds every name of ``TASK_TENSORS`` in its dtype; each split passes ``_check_split``."""
+    for name, dtype in TASK_TENSORS.items():
+        if tensors[name].dtype != dtype:
+            raise WslError(f"{file}: tensor {name!r} is {tensors[name].dtype}, expected {dtype}")
+    for part in ("train", "test"):
+        _check_split(tensors[f"x_{part}"], tensors[f"y_{part}"], part, arch, file)
+
+
+def _check_split(x: Tensor, y: Tensor, part: str, arch: Arch, file: Path) -> None:
+    """Images ``x`` ``[N >= 1, *arch.in_shape]`` finite, labels ``y`` ``[N]`` in ``[0, arch.num_classes)``."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != arch.in_shape or len(x) == 0:
+        c, h, w = arch.in_shape
+        raise WslError(
+            f"{file}: tensor 'x_{part}' has shape {tuple(x.shape)}, expected [N >= 1, {c}, {h}, {w}] "
+            "(images in the zoo architecture's input shape)"
+        )
+    if tuple(y.shape) != (len(x),):
+        raise WslError(
+            f"{file}: tensor 'y_{part}' has shape {tuple(y.shape)}, expected ({len(x)},): one label per image"
+        )
+    bad = ~torch.isfinite(x).flatten(1).all(1)
+    if bad.any():
+        raise WslError(
+            f"{file}: tensor 'x_{part}' holds NaN/inf (image {int(bad.nonzero()[0])}); images must be finite"
+        )
+    out = (y < 0) | (y >= arch.num_classes)
+    if out.any():
+        i = int(out.nonzero()[0])
+        raise WslError(
+            f"{file}: tensor 'y_{part}' holds label {int(y[i])} at index {i}, outside [0, {arch.num_classes}) "
+            "(the architecture's classes)"
+        )
+
+
 def _nonfinite_rows(weights: dict[str, Tensor], rows: int) -> np.ndarray:
     """Boolean ``[rows]``: which rows hold a NaN or inf in any tensor."""
     bad = torch.zeros(rows, dtype=torch.bool)
@@ -296,7 +383,21 @@ def summary(zoo: Zoo) -> dict:
         "splits": {s: int(per_split.get(s, 0)) for s in SPLITS},
         "test_acc": dict(zip(("min", "25%", "50%", "75%", "max"), (float(q) for q in quantiles), strict=True)),
         "params_per_model": zoo.arch.num_params,
+        "task_data": _task_data_summary(zoo),
     }
     if zoo.path is not None:
         out["bytes_on_disk"] = sum(f.stat().st_size for f in Path(zoo.path).iterdir() if f.is_file())
     return out
+
+
+def _task_data_summary(zoo: Zoo) -> str:
+    """Where the zoo's task data comes from, and what an importer's re-check of it found."""
+    if zoo.task_data is None:
+        shipped = zoo.task in TASKS
+        return f"shipped task {zoo.task!r}" if shipped else f"none: task {zoo.task!r} does not ship with wsl"
+    data = zoo.task_data
+    text = f"in the zoo: {len(data.x_train)} train, {len(data.x_test)} test images"
+    check = zoo.extra.get("task_check")
+    if isinstance(check, dict) and "largest_abs_diff" in check:
+        text += f"; originals re-run: largest |test_acc - recorded| {check['largest_abs_diff']:.4f}"
+    return text

@@ -2,7 +2,9 @@
 
 Zoos are trained on these, and the autoencoder's behavioral loss and the
 reconstruction metrics run decoded models on them, so a zoo names its task
-and everything else looks it up here.
+and everything else looks it up here. A zoo may also carry its own task
+data (``Zoo.task_data``, e.g. imported with a public zoo); ``task_of`` is the
+one lookup: the zoo's own data first, then the tasks that ship here.
 
 - ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes).
 - ``shapes``: procedurally drawn 12x12 glyphs (10 classes: bars, diagonals,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,10 +24,17 @@ from torch import Tensor
 
 from wsl.errors import WslError
 
+if TYPE_CHECKING:
+    from wsl.zoo.store import Zoo
+
 
 @dataclass(frozen=True)
 class Task:
-    """Images ``[N, C, H, W]`` standardised with training-set statistics, labels ``[N]``."""
+    """Images ``[N, C, H, W]`` float32 as the models see them, labels ``[N]`` int64 in ``[0, num_classes)``.
+
+    Shipped tasks are standardised with training-set statistics; a zoo's own
+    data is kept exactly as its models were trained on it.
+    """
 
     name: str
     x_train: Tensor
@@ -43,6 +53,18 @@ def load_task(name: str) -> Task:
     if name not in TASKS:
         raise WslError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     return _cached(name)
+
+
+def task_of(zoo: Zoo) -> Task:
+    """The task ``zoo``'s models run on: the data the zoo carries, else the shipped task it names."""
+    if zoo.task_data is not None:
+        return zoo.task_data
+    if zoo.task not in TASKS:
+        raise WslError(
+            f"zoo {zoo.path or zoo.name} has no task data and its task {zoo.task!r} does not ship with wsl "
+            f"(shipped: {', '.join(TASKS)}); import it with its data (see README, Zoos)"
+        )
+    return load_task(zoo.task)
 
 
 @cache
