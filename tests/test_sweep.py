@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import ray
 import yaml
+from test_importer import trained_public  # noqa: F401 (a fixture)
 
 from wsl import table
 from wsl.compose import load_yaml
@@ -295,6 +296,21 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     epochs = pd.read_parquet(directory / "epochs.parquet").query("trial_id == @resumed").set_index("epoch")
     again = epochs.index[epochs["reported_at"] > killed_at]
     assert len(again) >= 1 and again.min() > midway["epochs"].iloc[0]  # continued; nothing re-run from scratch
+
+
+def test_a_sweep_runs_on_an_imported_public_zoo_with_its_data(env, trained_public, tmp_path):  # noqa: F811
+    """`wsl zoo import` (the model-zoos layout with its dataset.pt), then `wsl sweep zoo=<it>`: the behavioral
+    loss and the reconstruction metrics run on the zoo's own task data, whose task wsl does not ship."""
+    src, _, _ = trained_public
+    imported = wsl(env, "zoo", "import", str(src), "--out", str(tmp_path / "imported"), "--task", "mnist-like")
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    result = wsl(env, "sweep", *tiny(tmp_path / "imported", "imp", "search.num_samples=4", "train.optim.batch_size=4"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_parquet(Path(env["WSL_RESULTS"]) / "imp" / "trials.parquet")
+    ran = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
+    assert len(ran) == 4 and ran["rec_acc"].notna().all()
+    behavioral = ran[ran["loss.beta"] < 1]
+    assert len(behavioral) and behavioral["loss_behav"].notna().all()
 
 
 @pytest.fixture

@@ -45,12 +45,39 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("path", type=Path)
     info.set_defaults(run=zoo_info)
     imp = zoo_commands.add_parser(
-        "import", help="convert a zoo in the public model-zoo layout (with SRC/dataset.pt: its task data, checked)"
+        "import",
+        help="convert a public zoo: the Small CNN Zoo (one dataset's folder) or the model-zoos layout "
+        "(with SRC/dataset.pt: its task data, checked)",
     )
-    imp.add_argument("src", type=Path, help="directory with one trial folder per model (and maybe dataset.pt)")
+    imp.add_argument(
+        "src",
+        type=Path,
+        help="a Small CNN Zoo folder (weights.npy, layout.csv, metrics.csv.gz), else a directory with one trial "
+        "folder per model (and maybe dataset.pt)",
+    )
     imp.add_argument("--out", type=Path, help="destination zoo directory (default: zoos/<src name>)")
-    imp.add_argument("--task", default="unknown", help="the task the zoo was trained on (recorded in zoo.json)")
+    imp.add_argument(
+        "--task",
+        help="the task the zoo was trained on (recorded in zoo.json; default: the Small CNN Zoo's config.dataset, "
+        "else unknown)",
+    )
     imp.add_argument("--nonfinite", choices=("skip", "fail"), default="skip", help="NaN/inf checkpoints")
+    imp.add_argument("--max-models", type=int, metavar="N", help="Small CNN Zoo: import N runs drawn with --seed")
+    imp.add_argument("--steps", type=int, nargs="+", metavar="STEP", help="Small CNN Zoo: only these epochs (0 86)")
+    imp.add_argument("--seed", type=int, default=0, help="seeds the runs drawn and the train/val/test split")
+    imp.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="task data for a zoo without dataset.pt: a folder of MNIST/Fashion-MNIST IDX, CIFAR-10 binary or SVHN "
+        ".mat files, or an .npz (see README, Zoos); checked against --task and by re-running the models",
+    )
+    imp.add_argument(
+        "--preprocess",
+        choices=("small-cnn", "none"),  # wsl.zoo.datasets.PREPROCESS
+        help="how --data becomes the models' inputs: small-cnn ([-1, 1], mean over colour channels) or none "
+        "(pixels / 255; an .npz's float images as given); default: the zoo family's, none for the model-zoos layout",
+    )
     imp.set_defaults(run=zoo_import)
 
     train = commands.add_parser("train", help="train one autoencoder (Hydra overrides of sweeps/train.yaml)")
@@ -127,9 +154,52 @@ def zoo_info(args) -> None:
 
 def zoo_import(args) -> None:
     from wsl.zoo.importer import import_public_zoo
+    from wsl.zoo.smallcnn import is_small_cnn_zoo
 
     out = args.out or Path("zoos") / args.src.name
-    _print_summary(import_public_zoo(args.src, out, task=args.task, nonfinite=args.nonfinite))
+    if is_small_cnn_zoo(args.src):
+        return _print_summary(_import_small_cnn(args, out))
+    if args.max_models is not None or args.steps is not None:
+        raise WslError(f"{args.src} is in the model-zoos layout; --max-models and --steps select from a Small CNN Zoo")
+    data = _read_data(args, preprocess="none")
+    task = args.task or "unknown"
+    _print_summary(
+        import_public_zoo(args.src, out, task=task, nonfinite=args.nonfinite, split_seed=args.seed, task_data=data)
+    )
+
+
+def _import_small_cnn(args, out: Path) -> Path:
+    """The Small CNN Zoo folder ``args.src`` written to ``out``, with a progress bar over the rows read."""
+    from wsl.zoo.smallcnn import import_small_cnn_zoo
+
+    data = _read_data(args, preprocess="small-cnn")
+    columns = (TextColumn("importing checkpoints"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("import", total=None)
+        return import_small_cnn_zoo(
+            args.src,
+            out,
+            task=args.task,
+            max_models=args.max_models,
+            steps=args.steps,
+            seed=args.seed,
+            nonfinite=args.nonfinite,
+            task_data=data,
+            progress=lambda done, total: progress.update(bar, completed=done, total=total),
+        )
+
+
+def _read_data(args, preprocess: str):
+    """The task data read from ``--data`` (None without it); refused when ``--task`` names another dataset.
+
+    ``preprocess`` is the zoo family's (``none`` for the model-zoos layout,
+    ``small-cnn`` for the Small CNN Zoo), used unless ``--preprocess`` says otherwise.
+    """
+    if args.data is None:
+        return None
+    from wsl.zoo.datasets import read_dataset
+
+    return read_dataset(args.data, args.preprocess or preprocess, expect=args.task)
 
 
 def train_run(args) -> None:

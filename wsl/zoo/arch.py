@@ -1,7 +1,10 @@
 """Zoo architectures and one batched forward pass for a whole population.
 
 An ``Arch`` describes a small CNN (conv-pool-act blocks, then fully connected
-layers, as in the public model zoos) or an MLP. Its parameters are named
+layers, as in the public model zoos) or an MLP. A CNN may stride its convs
+and average its last conv's output over space before the fully connected
+layers (``global_pool``: the Small CNN Zoo's Conv2D(stride 2) x 3,
+GlobalAveragePooling2D, Dense). Its parameters are named
 ``layers.<i>.weight`` / ``layers.<i>.bias`` in forward order; conv weights are
 ``[out, in, k, k]``, linear weights ``[out, in]``.
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import torch
@@ -45,23 +48,36 @@ DENSE_LIMIT = 1 << 18  # entries of one model's dense conv matrix; above it, gro
 
 @dataclass(frozen=True)
 class Conv:
-    """One conv block: Conv2d(out_channels, kernel, padding) -> [MaxPool2d(2)] -> act."""
+    """One conv block: Conv2d(out_channels, kernel, padding, stride) -> [MaxPool2d(2)] -> act."""
 
     out_channels: int
     kernel: int
     padding: int = 0
     pool: bool = True
+    stride: int = 1
+
+    def to_dict(self) -> dict:
+        """The fields; ``stride`` only when it is not 1, so older specs read and write exactly as before."""
+        d = vars(self).copy()
+        if self.stride == 1:
+            del d["stride"]
+        return d
 
 
 @dataclass(frozen=True)
 class Arch:
-    """A zoo architecture. ``in_shape`` is (channels, height, width)."""
+    """A zoo architecture. ``in_shape`` is (channels, height, width).
+
+    ``global_pool``: the first linear layer reads the last conv block's output
+    averaged over space (``[C]``) instead of flattened (``[C * H * W]``).
+    """
 
     family: str
     in_shape: tuple[int, int, int]
     num_classes: int
     convs: tuple[Conv, ...] = ()
     hidden: tuple[int, ...] = ()
+    global_pool: bool = False
     layers: tuple[Layer, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -69,6 +85,11 @@ class Arch:
             raise WslError(f"unknown architecture family {self.family!r}; known: cnn, mlp")
         if self.family == "mlp" and self.convs:
             raise WslError("an mlp architecture has no convs; use family 'cnn'")
+        if self.global_pool and not self.convs:
+            raise WslError("global_pool averages a conv block's output over space; it needs convs (family 'cnn')")
+        bad = [c for c in self.convs if c.stride < 1]
+        if bad:
+            raise WslError(f"conv {bad[0]} has stride {bad[0].stride}; a stride is a positive integer")
         object.__setattr__(self, "layers", tuple(_build_layers(self)))
 
     @property
@@ -85,13 +106,17 @@ class Arch:
         return sum(math.prod(s) for s in self.param_shapes.values())
 
     def to_dict(self) -> dict:
-        return {
+        """A JSON-able spec; ``global_pool`` only when set, so older specs read and write exactly as before."""
+        d = {
             "family": self.family,
             "in_shape": list(self.in_shape),
             "num_classes": self.num_classes,
-            "convs": [vars(c) for c in self.convs],
+            "convs": [c.to_dict() for c in self.convs],
             "hidden": list(self.hidden),
         }
+        if self.global_pool:
+            d["global_pool"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Arch:
@@ -102,6 +127,7 @@ class Arch:
                 num_classes=int(d["num_classes"]),
                 convs=tuple(Conv(**c) for c in d.get("convs", ())),
                 hidden=tuple(int(h) for h in d.get("hidden", ())),
+                global_pool=bool(d.get("global_pool", False)),
             )
         except (KeyError, TypeError) as e:
             raise WslError(f"architecture spec {d!r} is malformed: {e}") from None
@@ -111,8 +137,9 @@ class Arch:
 class Layer:
     """One weight layer as the forward pass and the tokenizer see it.
 
-    ``in_hw``/``out_hw`` are spatial sizes for conv layers (0 for linear);
-    ``pool`` says whether a 2x2 max-pool follows; ``last`` marks the logits layer.
+    ``in_hw`` is the input's spatial size for conv layers (0 for linear);
+    ``pool`` says whether a 2x2 max-pool follows; ``global_pool`` (linear only)
+    that the input is averaged over space first; ``last`` marks the logits layer.
     """
 
     kind: str  # "conv" | "linear"
@@ -121,6 +148,8 @@ class Layer:
     pool: bool = False
     in_hw: int = 0
     last: bool = False
+    stride: int = 1
+    global_pool: bool = False
 
     @property
     def out_features(self) -> int:
@@ -133,17 +162,18 @@ def _build_layers(arch: Arch) -> list[Layer]:
         raise WslError(f"in_shape {arch.in_shape} must be square (channels, size, size)")
     layers = []
     for conv in arch.convs:
-        layers.append(Layer("conv", (conv.out_channels, c, conv.kernel, conv.kernel), conv.padding, conv.pool, h))
-        h = h + 2 * conv.padding - conv.kernel + 1
+        shape = (conv.out_channels, c, conv.kernel, conv.kernel)
+        layers.append(Layer("conv", shape, conv.padding, conv.pool, h, stride=conv.stride))
+        h = (h + 2 * conv.padding - conv.kernel) // conv.stride + 1
         h = h // 2 if conv.pool else h
         c = conv.out_channels
         if h < 1:
             raise WslError(f"architecture {arch.convs} shrinks a {arch.in_shape} input to nothing")
-    features = c * h * h
-    for width in (*arch.hidden, arch.num_classes):
-        layers.append(Layer("linear", (width, features)))
+    features = c if arch.global_pool else c * h * h
+    for j, width in enumerate((*arch.hidden, arch.num_classes)):
+        layers.append(Layer("linear", (width, features), global_pool=arch.global_pool and j == 0))
         features = width
-    layers[-1] = Layer("linear", layers[-1].weight_shape, last=True)
+    layers[-1] = replace(layers[-1], last=True)
     return layers
 
 
@@ -216,7 +246,8 @@ def forward(
         if layer.kind == "conv":
             h = _conv(h, w, b, layer)
         else:
-            h = torch.baddbmm(b.unsqueeze(1), h.flatten(2), w.transpose(1, 2))
+            h = h.mean((-2, -1)) if layer.global_pool else h.flatten(2)  # [N, B, C] or [N, B, C * H * W]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
         if layer.last:
             return h
         h = act(h)
@@ -256,9 +287,9 @@ def _conv(h: Tensor, w: Tensor, b: Tensor, layer: Layer) -> Tensor:
     """Conv (+ optional 2x2 max-pool) of ``[N, B, C, H, W]`` -> ``[N, B, O, H', W']``."""
     n, batch, c, hw, _ = h.shape
     o, k = w.shape[1], w.shape[-1]
-    out_hw = hw + 2 * layer.padding - k + 1
+    out_hw = (hw + 2 * layer.padding - k) // layer.stride + 1
     if o * out_hw * out_hw * c * hw * hw <= DENSE_LIMIT:
-        index = _dense_index(c, hw, o, k, layer.padding, layer.pool)
+        index = _dense_index(c, hw, o, k, layer.padding, layer.pool, layer.stride)
         flat = torch.cat([w.new_zeros(n, 1), w.reshape(n, -1)], 1)
         dense = flat.index_select(1, index.to(w.device).reshape(-1)).view(n, *index.shape)  # [N, in, out]
         bias = b.repeat_interleave(dense.shape[-1] // o, 1).unsqueeze(1)
@@ -271,6 +302,7 @@ def _conv(h: Tensor, w: Tensor, b: Tensor, layer: Layer) -> Tensor:
         h.transpose(0, 1).reshape(batch, n * c, hw, hw),
         w.reshape(n * o, c, k, k),
         b.reshape(-1),
+        stride=layer.stride,
         padding=layer.padding,
         groups=n,
     )
@@ -286,7 +318,7 @@ def _max4(y: Tensor) -> Tensor:
 
 
 @lru_cache(maxsize=64)
-def _dense_index(c: int, hw: int, o: int, k: int, padding: int, pool: bool) -> Tensor:
+def _dense_index(c: int, hw: int, o: int, k: int, padding: int, pool: bool, stride: int) -> Tensor:
     """Where each entry of the dense ``[in_pixels, out_pixels]`` conv matrix comes from.
 
     Entry values are 1 + the index into the flattened kernel ``[o, c, k, k]``,
@@ -298,7 +330,7 @@ def _dense_index(c: int, hw: int, o: int, k: int, padding: int, pool: bool) -> T
     """
     ids = torch.arange(1, o * c * k * k + 1, dtype=torch.float64).view(o, c, k, k)
     one_hot = torch.eye(c * hw * hw, dtype=torch.float64).view(-1, c, hw, hw)
-    index = F.conv2d(one_hot, ids, padding=padding).round().long()  # [in, o, H', W']
+    index = F.conv2d(one_hot, ids, stride=stride, padding=padding).round().long()  # [in, o, H', W']
     if pool:
         side = index.shape[-1] // 2
         index = index[..., : 2 * side, : 2 * side]
@@ -318,10 +350,11 @@ def as_module(arch: Arch, params: dict[str, Tensor], activation: str, dropout: f
     for layer in arch.layers:
         if layer.kind == "conv":
             o, c, k, _ = layer.weight_shape
-            weights.append(nn.Conv2d(c, o, k, padding=layer.padding))
+            weights.append(nn.Conv2d(c, o, k, stride=layer.stride, padding=layer.padding))
             modules += [weights[-1]] + ([nn.MaxPool2d(2)] if layer.pool else [])
         else:
             if not any(isinstance(m, nn.Flatten) for m in modules):
+                modules += [nn.AdaptiveAvgPool2d(1)] if layer.global_pool else []
                 modules.append(nn.Flatten())
             weights.append(nn.Linear(layer.weight_shape[1], layer.weight_shape[0]))
             modules.append(weights[-1])

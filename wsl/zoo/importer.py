@@ -14,7 +14,10 @@ saw it, a ``torch.save``d dict of ``TensorDataset``s (``trainset``, ``valset``,
 ``testset``) and ``dataset_seed``. It becomes the zoo's task data, and every
 model's last checkpoint is re-run on its test set against the ``test_acc``
 that ``result.json`` recorded, so images transposed or scaled otherwise than
-the models saw them are caught before anything is written.
+the models saw them are caught before anything is written. A root without
+``dataset.pt`` can be given its task data instead (``task_data``, e.g. read
+from the standard dataset's own files by ``wsl.zoo.datasets.read_dataset``),
+re-checked the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import pickle
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +58,7 @@ DATASET = "dataset.pt"
 DATASET_CLASSES = (TensorDataset,)
 WORKING = 0.5  # recorded test_acc from which a model counts as working
 NEAR_CHANCE = 1.5  # working models re-run below NEAR_CHANCE / classes on average: the data is not theirs
+GIVEN = "the task data given (--data)"  # how messages name task data passed in rather than read from dataset.pt
 
 
 def import_public_zoo(
@@ -63,6 +68,7 @@ def import_public_zoo(
     name: str | None = None,
     nonfinite: str = "skip",
     split_seed: int = 0,
+    task_data: Task | None = None,
 ) -> Path:
     """Read every model folder under ``src`` and write them as one zoo at ``out``.
 
@@ -72,12 +78,20 @@ def import_public_zoo(
     the zoo carries its task data (see ``_task_data``) and ``extra["task_check"]``
     records how well the originals' re-run test accuracies match the recorded
     ones (``check_originals``, which refuses data the models never saw).
+    ``task_data`` (images ``[N, C, H, W]`` float32 exactly as the models saw
+    them) stands in for a missing ``dataset.pt`` and is checked the same way;
+    a root with ``dataset.pt`` refuses it.
     """
     if nonfinite not in NONFINITE:
         raise WslError(f"nonfinite={nonfinite!r} is invalid: expected one of {', '.join(NONFINITE)}")
     src, out = Path(src), Path(out)
     if out.exists():
         raise WslError(f"zoo directory {out} exists already; choose another --out or delete it")
+    if task_data is not None and (src / DATASET).is_file():
+        raise WslError(
+            f"{src} ships its task data in {DATASET}, and task data was given too (--data); "
+            f"drop --data to use {DATASET}, or import from a copy without it"
+        )
     arch, rows, snapshots, skipped = None, [], [], {}
     for model_id, folder in enumerate(_model_folders(src)):
         hypers = _hypers(folder / "params.json")
@@ -100,10 +114,21 @@ def import_public_zoo(
     models["split"] = models["model_id"].map(assign_splits(models["model_id"], seed=split_seed))
     weights = {k: torch.stack([s[k] for s in snapshots]) for k in arch.param_shapes}
     extra = {"source": str(src.resolve()), "importer": "public-model-zoo"}
-    zoo = Zoo(None, name or src.name, task, arch, models, weights, extra, _task_data(src / DATASET, arch, task))
+    if task_data is not None:
+        data, source = _given(task_data, arch, task), GIVEN
+    else:
+        data, source = _task_data(src / DATASET, arch, task), src / DATASET
+    zoo = Zoo(None, name or src.name, task, arch, models, weights, extra, data)
     if zoo.task_data is not None:
-        zoo.extra["task_check"] = check_originals(zoo, src / DATASET)
+        zoo.extra["task_check"] = check_originals(zoo, source)
     return save_zoo(out, zoo)
+
+
+def _given(task_data: Task, arch: Arch, task: str) -> Task:
+    """Task data passed in, named ``task`` and with ``arch``'s classes; refused unless ``arch`` runs on it."""
+    out = replace(task_data, name=task, num_classes=arch.num_classes)
+    check_task(out, arch, GIVEN)
+    return out
 
 
 def _task_data(file: Path, arch: Arch, task: str) -> Task | None:

@@ -1,0 +1,452 @@
+"""Convert the Small CNN Zoo (Unterthiner et al. 2020, google-research ``dnn_predict_accuracy``) into a wsl zoo.
+
+Each of its datasets is a folder of three files:
+
+- ``weights.npy``: ``[rows, P]`` float32, one row per checkpoint, every
+  parameter flattened (P = 4,970);
+- ``metrics.csv.gz``: one row per checkpoint, same order: ``config.*``
+  hyper-parameters, ``modeldir`` (the training run), ``step`` (the
+  checkpoint's epoch: 0, 1, 2, 3, 20, 40, 60, 80, 86), train/test accuracy
+  and loss; with or without a leading index column
+  (``<modeldir>/permanent_ckpt-<epoch>``, as the paper's notebook reads it);
+- ``layout.csv``: ``varname,start_idx,end_idx,shape``: where each Keras
+  variable (``sequential/conv2d/kernel:0``, ...) sits in a row.
+
+The network is Conv2D(16, 3x3, stride 2, valid, activation) x 3,
+GlobalAveragePooling2D, Dense(10) on one-channel images (28x28 for MNIST and
+Fashion-MNIST, 32x32 for CIFAR-10 and SVHN in greyscale). Widths and kernel
+sizes are read from ``layout.csv``; stride, padding and the pooling are the
+zoo's design and stored nowhere. Keras keeps conv kernels ``[kh, kw, in, out]``
+and dense kernels ``[in, out]``; wsl keeps ``[out, in, kh, kw]`` and ``[out, in]``.
+
+A file holds up to 270,000 checkpoints (5.4 GB): a seeded subset of runs
+(``max_models``) at chosen ``steps`` is imported in memory that grows with
+what is written, not with the input. ``weights.npy`` is memory-mapped and
+only the selected rows are read, one window of the file at a time, straight
+into the output tensors; the pages read are handed back after each window.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import mmap
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from wsl.errors import WslError
+from wsl.zoo.arch import ACTIVATIONS, Arch, Conv
+from wsl.zoo.datasets import check_dataset, dataset_name
+from wsl.zoo.importer import GIVEN, check_originals
+from wsl.zoo.store import NONFINITE, Zoo, assign_splits, check_task, save_zoo
+from wsl.zoo.tasks import Task
+
+WEIGHTS, METRICS, LAYOUT = "weights.npy", "metrics.csv.gz", "layout.csv"
+STRIDE, PADDING = 2, 0  # every conv of the zoo: Conv2D(strides=2, padding="valid")
+COLUMNS = {  # wsl column -> metrics.csv.gz column
+    "epoch": "step",
+    "activation": "config.activation",
+    "train_acc": "train_accuracy",
+    "test_acc": "test_accuracy",
+    "train_loss": "train_loss",
+    "test_loss": "test_loss",
+    "source": "modeldir",
+}
+HYPERS = {"learning_rate": "lr", "l2reg": "wd", "w_init": "init"}  # config.<key> renamed; other keys stay <key>
+IN_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn": 32}  # config.dataset -> input side
+CHUNK_BYTES = 16 << 20  # bytes of weights.npy read at a time
+CHECK_MODELS = 100  # models re-run on the task data (their last checkpoint): a seeded sample of larger zoos
+VARIABLE = re.compile(r"(?P<layer>.+)/(?P<role>kernel|bias)(?::\d+)?")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One Keras variable of ``layout.csv``: values ``[start, end)`` of a row, in Keras ``shape``."""
+
+    name: str
+    layer: str
+    role: str  # kernel | bias
+    start: int
+    end: int
+    shape: tuple[int, ...]
+
+
+def is_small_cnn_zoo(src) -> bool:
+    """Whether ``src`` holds any of a Small CNN Zoo folder's three files (the importer names a missing one)."""
+    return any((Path(src) / f).is_file() for f in (WEIGHTS, METRICS, LAYOUT))
+
+
+def import_small_cnn_zoo(
+    src,
+    out,
+    task: str | None = None,
+    name: str | None = None,
+    max_models: int | None = None,
+    steps: Sequence[int] | None = None,
+    seed: int = 0,
+    nonfinite: str = "skip",
+    task_data: Task | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write the checkpoints of the Small CNN Zoo folder ``src`` as one zoo at ``out``.
+
+    ``max_models``: keep that many training runs (``modeldir``), drawn with
+    ``seed`` among those with a checkpoint at ``steps`` (None: all steps). Splits
+    are by run, seeded with ``seed``. Rows with NaN/inf weights follow
+    ``nonfinite`` (``skip`` with a warning, or ``fail``). ``task`` names the zoo's
+    task (None: ``config.dataset``). ``task_data`` (images ``[N, 1, H, W]`` as the
+    models saw them) is stored in the zoo and fixes the input size; a sample of
+    the runs is re-run on its test set against the recorded ``test_accuracy``
+    (``extra["task_check"]``), refusing data the models never saw. ``progress``
+    is called with (rows read, rows to read) after each window. Any bad input
+    raises a ``WslError`` naming the file before anything is written.
+    """
+    if nonfinite not in NONFINITE:
+        raise WslError(f"nonfinite={nonfinite!r} is invalid: expected one of {', '.join(NONFINITE)}")
+    src, out = Path(src), Path(out)
+    if out.exists():
+        raise WslError(f"zoo directory {out} exists already; choose another --out or delete it")
+    _check_files(src)
+    weights = _open_weights(src / WEIGHTS)
+    variables = _read_layout(src / LAYOUT, weights.shape[1], src / WEIGHTS)
+    layers = _layers(variables, src / LAYOUT)
+    metrics = _read_metrics(src / METRICS, len(weights), src / WEIGHTS)
+    rows = _select(metrics, max_models, steps, seed, src / METRICS)
+    models = metrics.iloc[rows].reset_index(drop=True)
+    _check_activations(models, src / METRICS)
+    task = task or (task_data.name if task_data is not None else _dataset(models, src / METRICS))
+    arch = _arch(layers, _in_side(models, task_data, src / METRICS))
+    if task_data is not None:
+        task_data = _given(task_data, arch, task, models)
+    params, finite = _gather(weights, rows, _slots(layers), arch, nonfinite, models, src / WEIGHTS, progress)
+    models = models[finite].reset_index(drop=True)
+    if models.empty:
+        raise WslError(f"{src / WEIGHTS}: every selected row holds NaN/inf weights; nothing to import")
+    models["split"] = models["model_id"].map(assign_splits(models["model_id"], seed=seed))
+    selection = {"max_models": max_models, "steps": None if steps is None else sorted(map(int, steps)), "seed": seed}
+    extra = {"source": str(src.resolve()), "importer": "small-cnn-zoo", "selection": selection}
+    zoo = Zoo(None, name or src.name, task, arch, models, params, extra, task_data)
+    if task_data is not None:
+        zoo.extra["task_check"] = check_originals(_sample(zoo, seed), GIVEN)
+    return save_zoo(out, zoo)
+
+
+def _check_files(src: Path) -> None:
+    if not src.is_dir():
+        raise WslError(f"source zoo {src} does not exist or is not a directory")
+    missing = [f for f in (WEIGHTS, METRICS, LAYOUT) if not (src / f).is_file()]
+    if missing:
+        raise WslError(
+            f"{src / missing[0]} is missing; a Small CNN Zoo folder holds {WEIGHTS}, {METRICS} and {LAYOUT} "
+            "(one folder per dataset of the zoo's download)"
+        )
+
+
+def _open_weights(file: Path) -> np.ndarray:
+    """``weights.npy`` memory-mapped: ``[rows, P]`` floats, none read yet."""
+    try:
+        weights = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise WslError(f"{file} is not a readable .npy file ({e})") from None
+    if weights.ndim != 2 or weights.dtype.kind != "f":
+        raise WslError(f"{file} holds {weights.dtype} {list(weights.shape)}; expected floats [rows, parameters]")
+    return weights
+
+
+def _read_layout(file: Path, width: int, weights_file: Path) -> list[Variable]:
+    """The variables of ``layout.csv``, by ``start_idx``; together they must cover a row of ``width`` exactly."""
+    try:
+        table = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise WslError(f"{file} is not a readable CSV file ({e})") from None
+    missing = [c for c in ("varname", "start_idx", "end_idx", "shape") if c not in table.columns]
+    if missing:
+        raise WslError(f"{file}: column {missing[0]!r} is missing; expected varname,start_idx,end_idx,shape")
+    variables = sorted((_variable(row, file) for row in table.itertuples(index=False)), key=lambda v: v.start)
+    end = 0
+    for v in variables:
+        if v.start != end:
+            raise WslError(
+                f"{file}: variable {v.name} starts at {v.start}, but the variables before it end at {end}; "
+                "a layout covers a row without gaps or overlaps"
+            )
+        end = v.end
+    if end != width:
+        raise WslError(
+            f"{file}: the variables cover {end} values of a row, but {weights_file} rows hold {width}; "
+            "this layout is not that of these weights"
+        )
+    return variables
+
+
+def _variable(row, file: Path) -> Variable:
+    """One ``layout.csv`` row, checked: a ``<layer>/kernel`` or ``<layer>/bias`` whose slice fits its shape."""
+    match = VARIABLE.fullmatch(row.varname)
+    if not match:
+        raise WslError(f"{file}: variable {row.varname!r} is not a Keras <layer>/kernel:0 or <layer>/bias:0")
+    try:
+        start, end, shape = int(row.start_idx), int(row.end_idx), ast.literal_eval(row.shape)
+        shape = tuple(shape) if isinstance(shape, tuple) else (shape,)
+        if not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ValueError(row.shape)
+    except (ValueError, SyntaxError, TypeError):
+        raise WslError(
+            f"{file}: variable {row.varname}: start_idx {row.start_idx!r}, end_idx {row.end_idx!r}, shape "
+            f"{row.shape!r} are not two integers and a shape like '(3, 3, 1, 16)'"
+        ) from None
+    if end - start != math.prod(shape):
+        raise WslError(
+            f"{file}: variable {row.varname} spans [{start}, {end}) ({end - start} values), but its shape {shape} "
+            f"holds {math.prod(shape)}"
+        )
+    return Variable(row.varname, match["layer"], match["role"], start, end, shape)
+
+
+def _layers(variables: list[Variable], file: Path) -> list[tuple[Variable, Variable]]:
+    """``(kernel, bias)`` per layer in forward order: the convs (4-D kernels), then the dense layers (2-D).
+
+    Keras numbers the layers it names in the order they were added
+    (``conv2d``, ``conv2d_1``, ...), so the order is the names' numeric one,
+    never the order of the variables in a row. The shapes must chain: each
+    conv reads the previous one's channels, the first dense layer the last
+    conv's (global pooling), each further dense layer the previous one's units.
+    """
+    by_layer: dict[str, dict[str, Variable]] = {}
+    for v in variables:
+        if v.role in by_layer.setdefault(v.layer, {}):
+            raise WslError(f"{file}: layer {v.layer} has two {v.role} variables")
+        by_layer[v.layer][v.role] = v
+    incomplete = [layer for layer, vs in by_layer.items() if set(vs) != {"kernel", "bias"}]
+    if incomplete:
+        raise WslError(f"{file}: layer {incomplete[0]} needs both a kernel and a bias variable")
+    ranks = {layer: len(vs["kernel"].shape) for layer, vs in by_layer.items()}
+    convs = sorted((layer for layer, r in ranks.items() if r == 4), key=_keras_order)
+    denses = sorted((layer for layer, r in ranks.items() if r == 2), key=_keras_order)
+    if not convs or not denses or len(convs) + len(denses) != len(ranks):
+        raise WslError(
+            f"{file}: kernel ranks {ranks} are not convs (4-D) followed by dense layers (2-D), "
+            "the Small CNN Zoo's network"
+        )
+    layers = [(by_layer[layer]["kernel"], by_layer[layer]["bias"]) for layer in convs + denses]
+    features = layers[0][0].shape[2]
+    for kernel, bias in layers:
+        conv = len(kernel.shape) == 4
+        reads = kernel.shape[2] if conv else kernel.shape[0]
+        if reads != features or (conv and kernel.shape[0] != kernel.shape[1]):
+            expected = f"a square conv kernel [k, k, {features}, out]" if conv else f"a dense kernel [{features}, out]"
+            raise WslError(
+                f"{file}: variable {kernel.name} has shape {kernel.shape}, expected {expected}: "
+                "each layer reads the channels or units of the one before"
+            )
+        features = kernel.shape[-1]
+        if bias.shape != (features,):
+            raise WslError(f"{file}: variable {bias.name} has shape {bias.shape}, expected ({features},)")
+    return layers
+
+
+def _keras_order(layer: str) -> tuple[str, int]:
+    """``sequential/conv2d`` -> (``sequential/conv2d``, 0), ``sequential/conv2d_10`` -> (..., 10)."""
+    base, _, number = layer.rpartition("_")
+    return (base, int(number)) if number.isdigit() else (layer, 0)
+
+
+def _arch(layers: list[tuple[Variable, Variable]], side: int) -> Arch:
+    """Strided valid convs without max-pool, global average pooling, dense layers: the zoo's network."""
+    convs = tuple(Conv(k.shape[3], k.shape[0], PADDING, False, STRIDE) for k, _ in layers if len(k.shape) == 4)
+    units = [k.shape[1] for k, _ in layers if len(k.shape) == 2]
+    in_shape = (layers[0][0].shape[2], side, side)
+    return Arch("cnn", in_shape, units[-1], convs, tuple(units[:-1]), global_pool=True)
+
+
+def _slots(layers: list[tuple[Variable, Variable]]) -> dict[str, tuple[Variable, tuple[int, ...]]]:
+    """wsl parameter name -> (its Keras variable, the permutation of the Keras axes into wsl's layout)."""
+    slots = {}
+    for i, (kernel, bias) in enumerate(layers):
+        slots[f"layers.{i}.weight"] = (kernel, _to_wsl(len(kernel.shape)))
+        slots[f"layers.{i}.bias"] = (bias, (0,))
+    return slots
+
+
+def _to_wsl(rank: int) -> tuple[int, ...]:
+    """Conv ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``; dense ``[in, out]`` -> ``[out, in]``."""
+    return (3, 2, 0, 1) if rank == 4 else (1, 0)
+
+
+def _read_metrics(file: Path, rows: int, weights_file: Path) -> pd.DataFrame:
+    """One row per checkpoint: ``model_id`` (the run), the ``COLUMNS`` and the hyper-parameters; ``rows`` of them."""
+    try:
+        table = pd.read_csv(file)
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise WslError(f"{file} is not a readable gzipped CSV file ({e})") from None
+    if len(table.columns) and str(table.columns[0]).startswith("Unnamed: 0"):
+        table = table.iloc[:, 1:]  # the index column: <modeldir>/permanent_ckpt-<epoch>, told by modeldir and step
+    missing = [c for c in COLUMNS.values() if c not in table.columns]
+    if missing:
+        raise WslError(f"{file}: column {missing[0]!r} is missing (needed: {', '.join(COLUMNS.values())})")
+    if len(table) != rows:
+        raise WslError(
+            f"{file} has {len(table)} rows but {weights_file} has {rows}; they must describe the same checkpoints "
+            "in the same order"
+        )
+    models = pd.DataFrame({col: table[key] for col, key in COLUMNS.items()})
+    for col in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss"):
+        models[col] = _numbers(table[COLUMNS[col]], file, integer=col == "epoch")
+    models["activation"] = models["activation"].astype(str).str.lower()
+    models["source"] = models["source"].astype(str)
+    models["model_id"] = np.unique(models["source"].to_numpy(), return_inverse=True)[1]
+    for column in table.columns:
+        key = column.removeprefix("config.")
+        if key != column and column != COLUMNS["activation"]:
+            name = HYPERS.get(key, key)
+            models[column if name in models.columns else name] = table[column].to_numpy()
+    return models
+
+
+def _numbers(column: pd.Series, file: Path, integer: bool) -> np.ndarray:
+    """``column`` as float64 (empty cells NaN), or int64 with ``integer``; anything else is refused, naming it."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(values) & column.notna().to_numpy()
+    if integer:
+        bad |= np.mod(values, 1) != 0  # NaN and inf too
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        kind = "an integer" if integer else "a number"
+        raise WslError(f"{file}: column {column.name!r} holds {column.iloc[i]!r} at row {i}, expected {kind}")
+    return values.astype(np.int64) if integer else values
+
+
+def _select(metrics: pd.DataFrame, max_models: int | None, steps, seed: int, file: Path) -> np.ndarray:
+    """Sorted indices of the rows to import: at ``steps``, of ``max_models`` runs drawn with ``seed``."""
+    keep = np.ones(len(metrics), dtype=bool)
+    if steps is not None:
+        present = sorted(int(s) for s in metrics["epoch"].unique())
+        absent = sorted(set(steps) - set(present))
+        if not steps or absent:
+            what = f"no checkpoint at step {absent[0]}" if absent else "no steps were asked for"
+            raise WslError(f"{file}: {what}; its steps are {present}")
+        keep &= metrics["epoch"].isin(steps).to_numpy()
+    if max_models is not None:
+        if max_models < 1:
+            raise WslError(f"max_models={max_models} is invalid: expected a positive number of runs")
+        runs = np.unique(metrics["model_id"].to_numpy()[keep])
+        chosen = np.random.default_rng(seed).choice(runs, min(max_models, len(runs)), replace=False)
+        keep &= metrics["model_id"].isin(chosen).to_numpy()
+    return np.flatnonzero(keep)
+
+
+def _check_activations(models: pd.DataFrame, file: Path) -> None:
+    unknown = sorted(set(models["activation"].unique()) - set(ACTIVATIONS))
+    if unknown:
+        raise WslError(
+            f"{file}: config.activation {unknown[0]!r} is not an activation wsl knows ({', '.join(ACTIVATIONS)}); "
+            "models using it cannot be run, so the zoo cannot be imported"
+        )
+
+
+def _dataset(models: pd.DataFrame, file: Path) -> str:
+    """The one ``config.dataset`` of the selected rows: the zoo's task name."""
+    names = sorted(models["dataset"].astype(str).unique()) if "dataset" in models.columns else []
+    if len(names) != 1:
+        what = f"holds several datasets {names}" if names else "has no config.dataset column"
+        raise WslError(f"{file} {what}; name the task (--task) and give its data (--data)")
+    return names[0]
+
+
+def _in_side(models: pd.DataFrame, task_data: Task | None, file: Path) -> int:
+    """The input images' side: the task data's, else the one ``config.dataset`` implies (28 or 32)."""
+    if task_data is not None:
+        return task_data.in_shape[-1]
+    dataset = _dataset(models, file)
+    side = IN_SIZES.get(dataset_name(dataset) or "")
+    if side is None:
+        raise WslError(
+            f"{file}: config.dataset {dataset!r} has no known input size (known: mnist, fashion_mnist, cifar10, "
+            "svhn); give its data (--data), whose images tell it"
+        )
+    return side
+
+
+def _given(task_data: Task, arch: Arch, task: str, models: pd.DataFrame) -> Task:
+    """The task data the models run on, named ``task``; refused unless ``arch`` runs on it and it is their dataset."""
+    if "dataset" in models.columns:
+        for claimed in sorted(models["dataset"].astype(str).unique()):
+            check_dataset(task_data.name, claimed, GIVEN)
+    out = Task(task, task_data.x_train, task_data.y_train, task_data.x_test, task_data.y_test, arch.num_classes)
+    check_task(out, arch, GIVEN)
+    return out
+
+
+def _gather(
+    weights: np.ndarray,
+    rows: np.ndarray,
+    slots: dict[str, tuple[Variable, tuple[int, ...]]],
+    arch: Arch,
+    nonfinite: str,
+    models: pd.DataFrame,
+    file: Path,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[dict[str, Tensor], np.ndarray]:
+    """The selected ``rows`` of ``weights`` as wsl parameters ``name -> [kept, *shape]``, and which rows were kept.
+
+    Rows are read window by window of the file (``CHUNK_BYTES`` each: the kernel
+    maps more than the rows touched, so a sparse selection is bounded by the
+    span read, not by its rows) and written straight into tensors sized for all
+    of them; NaN/inf rows are left out (``skip``) or refused (``fail``).
+    """
+    params = {name: np.empty((len(rows), *shape), dtype=np.float32) for name, shape in arch.param_shapes.items()}
+    finite = np.ones(len(rows), dtype=bool)
+    window = max(1, CHUNK_BYTES // (weights.shape[1] * weights.itemsize))  # rows of the file
+    bounds = [0, *(np.flatnonzero(np.diff(rows // window)) + 1), len(rows)]  # the selected rows of each window
+    kept = 0
+    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+        block = np.asarray(weights[rows[s:e]], dtype=np.float32)  # [n, P]: a copy of these rows only
+        ok = finite[s:e] = np.isfinite(block).all(1)
+        if not ok.all():
+            if nonfinite == "fail":
+                raise WslError(
+                    f"{file}: {_where(rows, models, s + int(np.argmin(ok)))} holds NaN/inf weights; "
+                    "import with nonfinite='skip' (--nonfinite skip) to leave such rows out"
+                )
+            block = block[ok]
+        for name, (v, order) in slots.items():  # numpy: its strided copies run twice as fast as torch's here
+            keras = block[:, v.start : v.end].reshape(len(block), *v.shape)
+            params[name][kept : kept + len(block)] = keras.transpose(0, *(a + 1 for a in order))
+        kept += len(block)
+        _release(weights)
+        if progress is not None:
+            progress(e, len(rows))
+    if not finite.all():
+        warnings.warn(
+            f"{file}: skipped {int((~finite).sum())} of {len(rows)} selected rows with NaN/inf weights, "
+            f"e.g. {_where(rows, models, int(np.argmin(finite)))}",
+            stacklevel=3,
+        )
+    return {name: torch.from_numpy(p[:kept]) for name, p in params.items()}, finite
+
+
+def _where(rows: np.ndarray, models: pd.DataFrame, i: int) -> str:
+    """The ``i``-th selected row, as a user finds it: its row in weights.npy, its run and step."""
+    return f"row {rows[i]} ({models['source'].iloc[i]}, step {models['epoch'].iloc[i]})"
+
+
+def _release(weights: np.ndarray) -> None:
+    """Unmap the pages of ``weights.npy`` read so far (the page cache keeps them): this process's resident
+    memory then grows with the rows written, not with the file's size."""
+    weights._mmap.madvise(mmap.MADV_DONTNEED)
+
+
+def _sample(zoo: Zoo, seed: int) -> Zoo:
+    """``zoo`` cut to ``CHECK_MODELS`` runs drawn with ``seed`` when it has more: re-running all would take long."""
+    runs = zoo.models["model_id"].unique()
+    if len(runs) <= CHECK_MODELS:
+        return zoo
+    chosen = np.random.default_rng(seed).choice(runs, CHECK_MODELS, replace=False)
+    return zoo.select(zoo.models["model_id"].isin(chosen).to_numpy())
