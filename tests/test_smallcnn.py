@@ -202,7 +202,7 @@ def test_the_weights_are_the_torch_parameters_in_wsl_layout(trained, imported):
 
 def test_the_architecture_and_the_task_data(trained, imported):
     assert imported.arch == ARCH and imported.arch.num_params == 4970
-    assert (imported.task, imported.task_data.name) == ("digits28", "digits28")
+    assert (imported.task, imported.task_data.name) == ("mnist", "mnist")  # config.dataset names the task
     assert torch.equal(imported.task_data.x_test, trained[1].x_test)
 
 
@@ -446,3 +446,11 @@ def test_the_cli_refuses_selection_options_for_the_model_zoos_layout(tmp_path, c
     (tmp_path / "public" / "model_0").mkdir(parents=True)
     assert main(["zoo", "import", str(tmp_path / "public"), "--out", str(tmp_path / "zoo"), "--max-models", "3"]) == 2
     assert "--max-models and --steps select from a Small CNN Zoo" in capsys.readouterr().err
+
+
+def test_a_run_of_another_stride_is_refused(trained, tmp_path):
+    checkpoints = [{**c, "config.cnn_stride": 1 if i == 3 else 2} for i, c in enumerate(trained[0])]
+    src = write_format(tmp_path / "src", checkpoints)
+    with pytest.raises(WslError, match="config.cnn_stride 1 is not the zoo's stride 2"):
+        import_small_cnn_zoo(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

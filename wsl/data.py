@@ -80,10 +80,12 @@ def prepare(zoo: Zoo, token_width: int | str, device: str, norm: Normalizer | No
 
 
 def behavior(data: Data, loss: LossConfig, seed: int, memo: dict | None = None) -> Behavior | None:
-    """The probe set of ``loss`` (drawn with ``seed``) and the training models' logits on it; None at beta 1.
+    """The behavioral loss's inputs for ``loss``; None at beta 1.
 
-    ``memo``: where to keep the targets for the next call on the same zoo with
-    the same probe set (newest last; the caller bounds its size).
+    A fixed probe set (drawn with ``seed``) and the training models' logits on
+    it; ``memo``: where to keep those for the next call on the same zoo with the
+    same probe set (newest last; the caller bounds its size). With
+    ``loss.resample``: the pool to draw from each step, and no targets.
     """
     if loss.beta >= 1:  # the loss never reads them
         return None
@@ -127,8 +129,8 @@ def probe_inputs(task: Task, size: int, kind: str, seed: int) -> torch.Tensor:
 def draw(pool: torch.Tensor, size: int, kind: str, gen: torch.Generator) -> torch.Tensor:
     """[size, C, H, W]: inputs of ``pool``, uniform noise over their range, or half each (``kind`` mix)."""
     real = pool[torch.randint(len(pool), (size,), generator=gen).to(pool.device)]
+    if kind == "train":
+        return real
     lo, hi = pool.min(), pool.max()
     noise = lo + (hi - lo) * torch.rand(real.shape, generator=gen).to(pool.device)
-    if kind == "mix":
-        return torch.cat([real[: size // 2], noise[size // 2 :]])
-    return real if kind == "train" else noise
+    return torch.cat([real[: size // 2], noise[size // 2 :]]) if kind == "mix" else noise

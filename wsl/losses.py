@@ -90,6 +90,6 @@ class LossScaler:
 
 
 def combine(cfg: LossConfig, contrast: Tensor, struct: Tensor, behav: Tensor | None) -> Tensor:
-    """The weighted total; ``behav`` is None exactly when beta == 1."""
+    """The weighted total; ``behav`` is None when the behavioral term is off (beta == 1, or a warm-up epoch)."""
     inner = struct if behav is None else cfg.beta * struct + (1 - cfg.beta) * behav
     return cfg.gamma * contrast + (1 - cfg.gamma) * inner

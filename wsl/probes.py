@@ -24,7 +24,16 @@ from torch import Tensor
 
 ALPHAS = np.logspace(3, -5, 17)
 ROUNDS = (100, 300, 1000)  # boosting rounds tried, picked on validation
-NOT_METADATA = ("model_id", "seed", "split", "train_loss", "train_acc", "test_loss", "test_acc")  # ids and outcomes
+NOT_METADATA = (
+    "model_id",
+    "source",
+    "seed",
+    "split",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+)  # ids, outcomes
 
 
 def _fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
@@ -62,7 +71,7 @@ def boosted_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int 
 
 
 def _boost(x, y, rounds: int, seed: int) -> HistGradientBoostingRegressor:
-    model = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.05, random_state=seed)
+    model = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.05, early_stopping=False, random_state=seed)
     return model.fit(x["train"], y["train"])
 
 

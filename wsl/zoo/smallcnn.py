@@ -15,9 +15,10 @@ Each of its datasets is a folder of three files:
 The network is Conv2D(16, 3x3, stride 2, valid, activation) x 3,
 GlobalAveragePooling2D, Dense(10) on one-channel images (28x28 for MNIST and
 Fashion-MNIST, 32x32 for CIFAR-10 and SVHN in greyscale). Widths and kernel
-sizes are read from ``layout.csv``; stride, padding and the pooling are the
-zoo's design and stored nowhere. Keras keeps conv kernels ``[kh, kw, in, out]``
-and dense kernels ``[in, out]``; wsl keeps ``[out, in, kh, kw]`` and ``[out, in]``.
+sizes are read from ``layout.csv``; padding and the pooling are the zoo's
+design, and its stride (``config.cnn_stride`` where the table has it) must
+be 2. Keras keeps conv kernels ``[kh, kw, in, out]`` and dense kernels
+``[in, out]``; wsl keeps ``[out, in, kh, kw]`` and ``[out, in]``.
 
 A file holds up to 270,000 checkpoints (5.4 GB): a seeded subset of runs
 (``max_models``) at chosen ``steps`` is imported in memory that grows with
@@ -121,8 +122,11 @@ def import_small_cnn_zoo(
     metrics = _read_metrics(src / METRICS, len(weights), src / WEIGHTS)
     rows = _select(metrics, max_models, steps, seed, src / METRICS)
     models = metrics.iloc[rows].reset_index(drop=True)
+    del metrics  # only the selected rows are kept while the weights are gathered: memory grows with what is written
     _check_activations(models, src / METRICS)
-    task = task or (task_data.name if task_data is not None else _dataset(models, src / METRICS))
+    _check_stride(models, src / METRICS)
+    named = "dataset" in models.columns or task_data is None  # config.dataset names the task, else the data's identity
+    task = task or (_dataset(models, src / METRICS) if named else task_data.name)
     arch = _arch(layers, _in_side(models, task_data, src / METRICS))
     if task_data is not None:
         task_data = _given(task_data, arch, task, models)
@@ -349,6 +353,15 @@ def _check_activations(models: pd.DataFrame, file: Path) -> None:
             f"{file}: config.activation {unknown[0]!r} is not an activation wsl knows ({', '.join(ACTIVATIONS)}); "
             "models using it cannot be run, so the zoo cannot be imported"
         )
+
+
+def _check_stride(models: pd.DataFrame, file: Path) -> None:
+    """The zoo's runs all used stride 2; a row that records another would run wrongly, so it is refused."""
+    if "cnn_stride" not in models.columns:
+        return
+    other = sorted({int(s) for s in pd.to_numeric(models["cnn_stride"], errors="coerce").dropna()} - {STRIDE})
+    if other:
+        raise WslError(f"{file}: config.cnn_stride {other[0]} is not the zoo's stride {STRIDE}; wsl runs stride 2 only")
 
 
 def _dataset(models: pd.DataFrame, file: Path) -> str:
