@@ -119,10 +119,10 @@ def import_small_cnn_zoo(
     weights = _open_weights(src / WEIGHTS)
     variables = _read_layout(src / LAYOUT, weights.shape[1], src / WEIGHTS)
     layers = _layers(variables, src / LAYOUT)
-    metrics = _read_metrics(src / METRICS, len(weights), src / WEIGHTS)
-    rows = _select(metrics, max_models, steps, seed, src / METRICS)
-    models = metrics.iloc[rows].reset_index(drop=True)
-    del metrics  # only the selected rows are kept while the weights are gathered: memory grows with what is written
+    index = _read_index(src / METRICS, len(weights), src / WEIGHTS)
+    rows = _select(index, max_models, steps, seed, src / METRICS)
+    models = _read_metrics(src / METRICS, rows, index["model_id"].to_numpy()[rows])
+    del index  # from here on memory holds the selected rows alone: it grows with what is written
     _check_activations(models, src / METRICS)
     _check_stride(models, src / METRICS)
     named = "dataset" in models.columns or task_data is None  # config.dataset names the task, else the data's identity
@@ -284,15 +284,15 @@ def _to_wsl(rank: int) -> tuple[int, ...]:
     return (3, 2, 0, 1) if rank == 4 else (1, 0)
 
 
-def _read_metrics(file: Path, rows: int, weights_file: Path) -> pd.DataFrame:
-    """One row per checkpoint: ``model_id`` (the run), the ``COLUMNS`` and the hyper-parameters; ``rows`` of them."""
-    try:
-        table = pd.read_csv(file)
-    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise WslError(f"{file} is not a readable gzipped CSV file ({e})") from None
-    if len(table.columns) and str(table.columns[0]).startswith("Unnamed: 0"):
-        table = table.iloc[:, 1:]  # the index column: <modeldir>/permanent_ckpt-<epoch>, told by modeldir and step
-    missing = [c for c in COLUMNS.values() if c not in table.columns]
+def _read_index(file: Path, rows: int, weights_file: Path) -> pd.DataFrame:
+    """``model_id`` (the run, from ``modeldir``) and ``epoch`` (``step``) of every checkpoint: what selection reads.
+
+    Only these two columns of every input row are held, so that memory grows
+    with the rows kept, not with the file (270,000 rows in the real zoo).
+    """
+    needed = [COLUMNS["source"], COLUMNS["epoch"]]
+    table = _csv(file, usecols=lambda column: column in needed)
+    missing = [c for c in needed if c not in table.columns]
     if missing:
         raise WslError(f"{file}: column {missing[0]!r} is missing (needed: {', '.join(COLUMNS.values())})")
     if len(table) != rows:
@@ -300,12 +300,35 @@ def _read_metrics(file: Path, rows: int, weights_file: Path) -> pd.DataFrame:
             f"{file} has {len(table)} rows but {weights_file} has {rows}; they must describe the same checkpoints "
             "in the same order"
         )
+    model_id = np.unique(table[COLUMNS["source"]].astype(str).to_numpy(), return_inverse=True)[1]
+    return pd.DataFrame({"model_id": model_id, "epoch": _numbers(table[COLUMNS["epoch"]], file, integer=True)})
+
+
+def _csv(file: Path, **options):
+    try:
+        return pd.read_csv(file, **options)
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise WslError(f"{file} is not a readable gzipped CSV file ({e})") from None
+
+
+def _read_metrics(file: Path, rows: np.ndarray, model_id: np.ndarray) -> pd.DataFrame:
+    """The checkpoints ``rows`` (sorted): ``model_id``, the ``COLUMNS`` and the hyper-parameters.
+
+    The file is read in chunks, keeping only ``rows`` of each.
+    """
+    kept = [chunk.loc[chunk.index.intersection(rows)] for chunk in _csv(file, chunksize=20_000)]
+    table = pd.concat(kept).reset_index(drop=True)
+    if len(table.columns) and str(table.columns[0]).startswith("Unnamed: 0"):
+        table = table.iloc[:, 1:]  # the index column: <modeldir>/permanent_ckpt-<epoch>, told by modeldir and step
+    missing = [c for c in COLUMNS.values() if c not in table.columns]
+    if missing:
+        raise WslError(f"{file}: column {missing[0]!r} is missing (needed: {', '.join(COLUMNS.values())})")
     models = pd.DataFrame({col: table[key] for col, key in COLUMNS.items()})
     for col in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss"):
         models[col] = _numbers(table[COLUMNS[col]], file, integer=col == "epoch")
     models["activation"] = models["activation"].astype(str).str.lower()
     models["source"] = models["source"].astype(str)
-    models["model_id"] = np.unique(models["source"].to_numpy(), return_inverse=True)[1]
+    models["model_id"] = model_id
     for column in table.columns:
         key = column.removeprefix("config.")
         if key != column and column != COLUMNS["activation"]:
