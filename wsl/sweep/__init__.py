@@ -4,20 +4,17 @@ The only package that imports Ray, and only where it runs something
 (``runner``, ``promote``, ``search``, ``recorder``, ``progress``): ``import
 wsl.sweep.config`` stays Ray-free, so the query layer and the report can read
 a sweep's config without starting Ray's imports. ``wsl.train`` below it knows
-nothing of Tune.
+nothing of Tune. Promotion is ``wsl.sweep.promote.promote`` (the module's
+name would shadow a function of that name here).
 """
 
 from wsl.sweep.config import Param, SweepConfig
 
-__all__ = ["Param", "SweepConfig", "promote", "resume_sweep", "run_sweep"]
+__all__ = ["Param", "SweepConfig", "resume_sweep", "run_sweep"]
 
 
 def __getattr__(name: str):
     """The Ray-backed entry points, imported on first use."""
-    if name == "promote":
-        from wsl.sweep.promote import promote
-
-        return promote
     if name in ("run_sweep", "resume_sweep"):
         from wsl.sweep import runner
 
