@@ -47,14 +47,29 @@ def tiny(zoo, name, *more):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    """The environment of every `wsl` this module runs: its own results, configs and HOME.
+
+    HOME: a local Ray writes a token to ~/.ray/auth_token when it starts (Ray >= 2.52); a test run
+    must leave the user's untouched.
+    """
     root = tmp_path_factory.mktemp("sweeps")
     shutil.copytree(REPO / "sweeps", root / "configs")
+    (root / "home").mkdir()
     return {
         **os.environ,
         "WSL_RESULTS": str(root / "results"),
         "WSL_CONFIG_DIR": str(root / "configs"),
         "RAY_ADDRESS": "",
+        "HOME": str(root / "home"),
     }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def users_ray_token_untouched():
+    token = Path.home() / ".ray" / "auth_token"
+    before = token.read_bytes() if token.is_file() else None
+    yield
+    assert (token.read_bytes() if token.is_file() else None) == before, f"a test wrote {token}"
 
 
 def wsl(env, *args, timeout=600):
@@ -231,7 +246,7 @@ def test_wsl_train_reruns_a_promoted_config_on_the_sweeps_zoo(env, promoted, zoo
     assert load_run(out, "cpu").cfg.zoo == str(zoo_copy)
 
 
-def test_promote_keeps_rows_the_sweep_writes_while_it_trains(finished, promoted, monkeypatch, tmp_path):
+def test_promote_keeps_rows_the_sweep_writes_while_it_trains(env, finished, promoted, monkeypatch, tmp_path):
     """The interleaving forced: a trial row lands between promote's read of the table and its write."""
     import wsl.sweep.promote as promote_module
 
@@ -246,6 +261,7 @@ def test_promote_keeps_rows_the_sweep_writes_while_it_trains(finished, promoted,
 
     monkeypatch.setattr(promote_module, "write_yaml", then_the_sweep_writes)
     monkeypatch.setenv("RAY_ADDRESS", "")
+    monkeypatch.setenv("HOME", env["HOME"])  # the local Ray started here writes its token there
     before = pd.read_parquet(directory / "trials.parquet")
     worst = before[before["status"].isin(["TERMINATED", "STOPPED"])].sort_values("best_objective").iloc[0]
     sweep = load_yaml(directory / "sweep.yaml", SweepConfig, upgrade)
@@ -279,7 +295,7 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     while (finished.empty or midway.empty) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.2)
         if (directory / "trials.parquet").is_file():
-            trials = pd.read_parquet(directory / "trials.parquet")
+            trials = table.read(directory / "trials.parquet")  # one open: the driver replaces the file meanwhile
             finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
             midway = trials[(trials["status"] == "RUNNING") & (trials["epochs"] >= 1)]
     assert driver.poll() is None, "the driver ended before it could be killed mid-trial"
@@ -321,8 +337,6 @@ def ray_head(env, tmp_path):
     ~/.ray/auth_token, and a test must not touch the user's. Yields the client environment (token
     authentication on, as a cluster's clients need), the head's address and its job server's URL.
     """
-    user_token = Path.home() / ".ray" / "auth_token"
-    before = user_token.read_bytes() if user_token.is_file() else None
     temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
     port, dashboard = "6391", "8391"
     home = tmp_path / "home"
@@ -349,7 +363,6 @@ def ray_head(env, tmp_path):
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, env=head, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
-    assert (user_token.read_bytes() if user_token.is_file() else None) == before, "the user's ~/.ray was written"
 
 
 def test_a_sweep_joins_a_separately_started_ray_cluster(env, small_zoo_path, ray_head):

@@ -17,6 +17,7 @@ imports no Ray, so the query layer and the report stay light.
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -86,9 +87,14 @@ def check_name(name: str) -> str:
 
 
 def read(path: Path) -> pd.DataFrame:
-    """One table of a sweep, with a ``sweep`` column; a clear error if it is unreadable."""
+    """One table of a sweep, with a ``sweep`` column; a clear error if it is unreadable.
+
+    The file is read into memory with one open: pyarrow opens a path more than
+    once (footer, then pages), and a writer's rename in between would pair the
+    old file's footer with the new one's pages.
+    """
     try:
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(io.BytesIO(Path(path).read_bytes()))
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise WslError(
             f"cannot read {path}: {e}; it is not a readable parquet table (delete it or restore it)"
