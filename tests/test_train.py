@@ -245,10 +245,10 @@ def test_resampled_behavioral_inputs_are_new_every_step_with_the_originals_outpu
     data = prepare(load_zoo(small_zoo_path), 32, "cpu")
     behav = behavior(data, LossConfig(probe_size=8, resample=True, probe_pool=100), seed=0)
     batch = data.rows["train"][:4]
-    (x1, t1), (x2, _) = behav.step(data, batch), behav.step(data, batch)
+    originals = {k: v[batch] for k, v in data.zoo.weights.items()}
+    (x1, t1), (x2, _) = behav.step(data, batch, originals), behav.step(data, batch, originals)
     assert x1.shape[0] == 8 and not torch.equal(x1, x2)
     assert any(torch.equal(x1[0], image) for image in data.task.x_train[:100])  # drawn from the pool
-    originals = {k: v[batch] for k, v in data.zoo.weights.items()}
     torch.testing.assert_close(t1, forward(data.zoo.arch, originals, x1, list(data.activations[batch])))
 
 

@@ -55,12 +55,16 @@ class Behavior:
     kind: str = "train"  # train | noise | mix
     generator: torch.Generator | None = None  # the draws' own stream: the augmentations' stays as it was
 
-    def step(self, data: Data, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's inputs [P, C, H, W] and the batch's original logits on them [B, P, classes]."""
+    def step(
+        self, data: Data, batch: np.ndarray, originals: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's inputs [P, C, H, W] and the batch's original logits on them [B, P, classes].
+
+        ``originals``: the batch's weights (name -> [B, *shape]) on the device, as the step has them.
+        """
         if self.pool is None:
             return self.probe_x, self.targets[batch]
         x = draw(self.pool, self.size, self.kind, self.generator).to(data.tokens.device)
-        originals = {k: v[batch].to(x.device) for k, v in data.zoo.weights.items()}
         with torch.no_grad():
             return x, forward(data.zoo.arch, originals, x, list(data.activations[batch]))
 

@@ -123,7 +123,7 @@ def train_step(
     }
     if behav is not None:
         # Permutations preserve the function, so the original outputs are the target for view a too.
-        x, target = behav.step(data, batch)
+        x, target = behav.step(data, batch, params)
         parts["loss_behav"] = behav_loss(
             run_tokens(rec_a, lay, data.norm, x, list(data.activations[batch])), target, cfg.loss
         )

@@ -115,7 +115,7 @@ def import_public_zoo(
     weights = {k: torch.stack([s[k] for s in snapshots]) for k in arch.param_shapes}
     extra = {"source": str(src.resolve()), "importer": "public-model-zoo"}
     if task_data is not None:
-        data, source = _given(task_data, arch, task), GIVEN
+        data, source = given_task(task_data, arch, task), GIVEN
     else:
         data, source = _task_data(src / DATASET, arch, task), src / DATASET
     zoo = Zoo(None, name or src.name, task, arch, models, weights, extra, data)
@@ -124,7 +124,7 @@ def import_public_zoo(
     return save_zoo(out, zoo)
 
 
-def _given(task_data: Task, arch: Arch, task: str) -> Task:
+def given_task(task_data: Task, arch: Arch, task: str) -> Task:
     """Task data passed in, named ``task`` and with ``arch``'s classes; refused unless ``arch`` runs on it."""
     out = replace(task_data, name=task, num_classes=arch.num_classes)
     check_task(out, arch, GIVEN)

@@ -46,8 +46,8 @@ from torch import Tensor
 from wsl.errors import WslError
 from wsl.zoo.arch import ACTIVATIONS, Arch, Conv
 from wsl.zoo.datasets import check_dataset, dataset_name
-from wsl.zoo.importer import GIVEN, check_originals
-from wsl.zoo.store import NONFINITE, Zoo, assign_splits, check_task, save_zoo
+from wsl.zoo.importer import GIVEN, check_originals, given_task
+from wsl.zoo.store import NONFINITE, Zoo, assign_splits, save_zoo
 from wsl.zoo.tasks import Task
 
 WEIGHTS, METRICS, LAYOUT = "weights.npy", "metrics.csv.gz", "layout.csv"
@@ -415,9 +415,7 @@ def _given(task_data: Task, arch: Arch, task: str, models: pd.DataFrame) -> Task
     if "dataset" in models.columns:
         for claimed in sorted(models["dataset"].astype(str).unique()):
             check_dataset(task_data.name, claimed, GIVEN)
-    out = Task(task, task_data.x_train, task_data.y_train, task_data.x_test, task_data.y_test, arch.num_classes)
-    check_task(out, arch, GIVEN)
-    return out
+    return given_task(task_data, arch, task)
 
 
 def _gather(

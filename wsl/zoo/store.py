@@ -249,13 +249,18 @@ def _check_models(models: pd.DataFrame, file: Path) -> pd.DataFrame:
 
 
 def _read_weights(file: Path) -> dict[str, Tensor]:
+    weights = _load_safetensors(file, f"{file} is missing; the zoo is incomplete")
+    return {k: v.to(torch.float32) for k, v in weights.items()}
+
+
+def _load_safetensors(file: Path, missing: str) -> dict[str, Tensor]:
+    """The tensors of one of the zoo's safetensors files; ``missing``: the error when it is not there."""
     if not file.is_file():
-        raise WslError(f"{file} is missing; the zoo is incomplete")
+        raise WslError(missing)
     try:
-        weights = load_file(file)
+        return load_file(file)
     except (SafetensorError, OSError, ValueError) as e:
         raise WslError(f"{file} is not a readable safetensors file ({e}); the zoo is corrupt") from None
-    return {k: v.to(torch.float32) for k, v in weights.items()}
 
 
 def _check_weights(weights: dict[str, Tensor], arch: Arch, rows: int, file: Path) -> None:
@@ -276,12 +281,8 @@ def _check_weights(weights: dict[str, Tensor], arch: Arch, rows: int, file: Path
 
 def _read_task(file: Path, name: str, arch: Arch) -> Task:
     """The zoo's own task data, validated against ``arch``; its classes are the architecture's."""
-    if not file.is_file():
-        raise WslError(f"{file} is missing but zoo.json says the zoo carries its task data; the zoo is incomplete")
-    try:
-        tensors = load_file(file)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WslError(f"{file} is not a readable safetensors file ({e}); the zoo is corrupt") from None
+    missing = f"{file} is missing but zoo.json says the zoo carries its task data; the zoo is incomplete"
+    tensors = _load_safetensors(file, missing)
     unknown = sorted(set(tensors) - set(TASK_TENSORS))
     missing = [k for k in TASK_TENSORS if k not in tensors]
     if missing or unknown:
