@@ -1,7 +1,10 @@
-"""Is the autoencoder faithful and predictive at once? A ladder of changes from the default, 3 seeds each.
+"""Is the autoencoder faithful and predictive at once? A ladder of changes from the old default, 3 seeds each.
 
-Each rung adds one change to the rung before it (``RUNGS``); ``structure`` is
-the structure-only reference (beta 1) beside the ladder. Every run is one
+Each rung adds one change to the rung before it (``RUNGS``), from the
+defaults before this ladder (``BEFORE``) to today's (the ``pooled`` rung);
+``structure`` is the structure-only reference (beta 1 on the old default)
+beside the ladder, and the ``BALANCE`` rungs try loss balances, distances,
+probe inputs and sizes on top of the ``pooled`` rung. Every run is one
 ``wsl.train.train`` on the default zoo at the default budget (30 epochs), and
 its final metrics are printed beside the three baselines on exactly the same
 probe rows (ridge and boosting on weight statistics, boosting on metadata),
@@ -22,6 +25,7 @@ Each finished run is appended to ``--out`` at once, and a re-run skips the
     wsl zoo make                                          # once: the default zoo
     python benchmarks/autoencoder_quality.py              # the whole ladder, seeds 0 1 2
     python benchmarks/autoencoder_quality.py --rungs default structure --seeds 0
+    python benchmarks/autoencoder_quality.py --rungs warmup kl "beta 0.5" --seeds 0   # balance rungs, one seed
     python benchmarks/autoencoder_quality.py --report     # print the table of what is recorded
 """
 
@@ -41,15 +45,30 @@ from wsl.config import TrainConfig, flatten, with_values
 from wsl.train import train
 from wsl.zoo.store import load_zoo
 
-# Each rung: the rung before it plus these dotted overrides (``structure`` stands apart: the default, beta 1).
+# The defaults before this ladder (until 2026-12-01), pinned: today's defaults are the ``pooled`` rung.
+BEFORE = {"loss.resample": False, "tokens.width": 32, "model.pooled_head": False}
+# Each rung: the rung before it plus these dotted overrides.
 RUNGS = {
-    "default": {},
+    "default": BEFORE,
     "resample": {"loss.resample": True},
     "row": {"tokens.width": "row"},
     "pooled": {"model.pooled_head": True},
-    "warmup": {"loss.warmup_epochs": 10},
 }
-APART = {"structure": {"loss.beta": 1.0}}
+# Beside the ladder: the structure-only reference on the old default, and the loss balance tried on the
+# pooled rung (each: the pooled rung plus its own overrides), the search for a setting that is also faithful.
+APART = {"structure": {**BEFORE, "loss.beta": 1.0}}
+BALANCE = {
+    "warmup": {"loss.warmup_epochs": 10},
+    "beta 0.5": {"loss.beta": 0.5},
+    "beta 1": {"loss.beta": 1.0},
+    "kl": {"loss.distance": "kl"},
+    "mix inputs": {"loss.probe_inputs": "mix"},
+    "d96 latent96": {"model.d_model": 96, "model.latent_dim": 96},
+    "d96 latent96 beta 0.9": {"model.d_model": 96, "model.latent_dim": 96, "loss.beta": 0.9},
+    "width 32 beta 0.9": {"tokens.width": 32, "loss.beta": 0.9},
+    "width 32 beta 0.99": {"tokens.width": 32, "loss.beta": 0.99},
+    "width 32 beta 1": {"tokens.width": 32, "loss.beta": 1.0},
+}
 SHOWN = {
     "probe all": "probe_r2",
     "probe later": "probe_r2_later",
@@ -66,9 +85,11 @@ BASELINES = ("baseline_r2", "boost_r2", "meta_r2", "baseline_r2_later", "boost_r
 
 
 def overrides(rung: str) -> dict:
-    """The dotted overrides of ``rung``: its own and every rung's before it (or its own alone, if apart)."""
+    """The dotted overrides of ``rung``: its own and every ladder rung's before it (or as ``APART`` says)."""
     if rung in APART:
         return APART[rung]
+    if rung in BALANCE:
+        return {**overrides("pooled"), **BALANCE[rung]}
     names = list(RUNGS)
     return {k: v for name in names[: names.index(rung) + 1] for k, v in RUNGS[name].items()}
 
@@ -85,12 +106,12 @@ def run(rung: str, seed: int, zoo, threads: int) -> dict:
 
 
 def report(frame: pd.DataFrame) -> None:
-    order = [r for r in (*RUNGS, *APART) if r in set(frame["rung"])]
-    print(f"{'rung':<10} {'seeds':>5} " + " ".join(f"{name:>16}" for name in SHOWN))
+    order = [r for r in (*RUNGS, *APART, *BALANCE) if r in set(frame["rung"])]
+    print(f"{'rung':<22} {'seeds':>5} " + " ".join(f"{name:>16}" for name in SHOWN))
     for rung in order:
         rows = frame[frame["rung"] == rung]
         cells = [f"{rows[c].mean():>7.3f} ± {rows[c].std(ddof=0):<6.3f}" for c in SHOWN.values()]
-        print(f"{rung:<10} {len(rows):>5} " + " ".join(cells))
+        print(f"{rung:<22} {len(rows):>5} " + " ".join(cells))
     base = frame[list(BASELINES)].mean()
     print(
         "\nbaselines on the same rows (all / later): "
@@ -109,7 +130,7 @@ def report(frame: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
-    parser.add_argument("--rungs", nargs="+", default=[*RUNGS, *APART], choices=[*RUNGS, *APART])
+    parser.add_argument("--rungs", nargs="+", default=[*RUNGS, *APART], choices=[*RUNGS, *APART, *BALANCE])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default="benchmarks/data/autoencoder_quality.parquet")
     parser.add_argument("--threads", type=int, default=2)

@@ -192,7 +192,7 @@ def test_pareto_front_of_a_hand_made_set():
     frame = pd.DataFrame(
         {
             "id": ["a", "b", "c", "d", "e", "f", "g", "h"],
-            "rec_acc_ratio": [0.9, 0.8, 0.7, 0.85, 0.9, 0.6, float("nan"), 0.8],
+            "rec_agreement": [0.9, 0.8, 0.7, 0.85, 0.9, 0.6, float("nan"), 0.8],
             "probe_r2": [0.5, 0.7, 0.9, 0.6, 0.4, 0.9, 1.0, 0.7],
         }
     )

@@ -23,6 +23,7 @@ from wsl import table
 from wsl.compose import load_yaml
 from wsl.run import load_run
 from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.replay import Setting, recorded, simulate
 from wsl.sweep.search import study_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,6 +171,39 @@ def test_results_prints_the_top_trials(env, finished):
     result = wsl(env, "results", "s1", "--where", "status == 'TERMINATED' and beta <= 1", "--columns", "trial_id,beta")
     assert result.returncode == 0, result.stderr
     assert "TERMINATED" not in result.stdout and "beta" in result.stdout
+
+
+def test_the_replay_takes_the_asha_decisions_the_sweep_took(finished):
+    """The search replay's loop, given the sweep's own proposals and curves, stops the same trials there."""
+    directory, _ = finished
+    cfg = load_yaml(directory / "sweep.yaml", SweepConfig, upgrade)
+    trials, epochs = pd.read_parquet(directory / "trials.parquet"), pd.read_parquet(directory / "epochs.parquet")
+    proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
+    replayed = simulate(cfg, Setting(cfg.search.algorithm), source, seed=0, proposals=proposals)
+    ran = trials[trials["trial_id"].isin(epochs["trial_id"])]
+    assert replayed.groupby("trial")["epoch"].max().tolist() == ran["epochs"].tolist()
+    assert (ran["status"] == "STOPPED").any()
+
+
+def test_a_sweep_warm_started_from_an_earlier_one_holds_its_trials_before_its_own(env, finished, small_zoo_path):
+    earlier = pd.read_parquet(finished[0] / "trials.parquet")
+    told = earlier["status"].isin(["TERMINATED", "STOPPED"]).sum()
+    result = wsl(env, "sweep", *tiny(small_zoo_path, "w1", "search.num_samples=2", "search.warm_start=s1*"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    failed = (earlier["status"] == "ERROR").sum()
+    assert f"warm start from s1: {told} trials" in result.stdout and f"{failed} failed or unfinished" in result.stdout
+    journal = Path(env["WSL_RESULTS"]) / "w1" / "optuna.journal"
+    study = optuna.load_study(study_name="w1", storage=study_storage(journal))
+    assert len(study.trials) == told + 2  # the earlier trials first, then this sweep's two
+    assert [t.state.name for t in study.trials[:told]] == [
+        "COMPLETE" if status == "TERMINATED" else "PRUNED" for status in earlier["status"] if status != "ERROR"
+    ]
+
+
+def test_a_warm_start_from_a_sweep_with_another_objective_is_refused(env, finished, small_zoo_path):
+    result = wsl(env, "sweep", *tiny(small_zoo_path, "w2", "search.warm_start=s1", "objective=probe_r2"))
+    assert result.returncode == 2 and "sweep 's1' was judged by another objective" in result.stderr
+    assert not (Path(env["WSL_RESULTS"]) / "w2").exists()
 
 
 def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):

@@ -96,6 +96,7 @@ def test_beta_one_skips_the_behavioral_branch(small_zoo_path, tmp_path):
 def test_a_memo_computes_the_behavioral_targets_once_per_probe_set(small_zoo_path, tmp_path):
     data, memo = prepare(load_zoo(small_zoo_path), 32, "cpu"), {}
     cfg = config(small_zoo_path, tmp_path)
+    cfg.loss.resample = False  # a fixed probe set per run: its targets are what the memo keeps
     first = behavior(data, cfg.loss, cfg.seed, memo)
     again = behavior(data, cfg.loss, cfg.seed, memo)
     other = behavior(data, replace(cfg.loss, probe_size=16), cfg.seed, memo)

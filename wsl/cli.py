@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     results.add_argument("--columns", help="comma-separated columns to show")
     results.add_argument("--epochs", action="store_true", help="query the per-epoch table instead of trials")
-    results.add_argument("--pareto", action="store_true", help="only the Pareto front of rec_acc_ratio vs probe_r2")
+    results.add_argument("--pareto", action="store_true", help="only the Pareto front of rec_agreement vs probe_r2")
     results.add_argument("--export", type=Path, metavar="FILE", help="also write the rows to FILE (.csv or .json)")
     results.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS", help="refresh until Ctrl-C")
     results.set_defaults(run=results_run)

@@ -24,7 +24,7 @@ from wsl.tokens import ROW
 
 @dataclass
 class TokenConfig:
-    width: int | str = 32  # values per token, or "row": one token per output neuron
+    width: int | str = "row"  # "row": one token per output neuron (its index in the position), or values per token
 
 
 @dataclass

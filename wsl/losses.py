@@ -35,7 +35,7 @@ class LossConfig:
     temperature: float = 0.1  # NT-Xent
     probe_size: int = 256  # behavioral inputs per step
     probe_inputs: str = "train"  # train | noise | mix
-    resample: bool = False  # draw new inputs every step (S25) instead of one fixed probe set per run
+    resample: bool = True  # draw new inputs every step (S25); false: one fixed probe set per run
     probe_pool: int = 0  # with resample: draw from the first N training inputs (0: all of them)
     warmup_epochs: int = 0  # epochs of structure (and contrast) alone before the behavioral term joins
     distance: str = "mse"  # mse (of softmax outputs) | kl

@@ -29,7 +29,7 @@ class ModelConfig:
     latent_dim: int = 32
     dropout: float = 0.0
     proj_dim: int = 30
-    pooled_head: bool = False  # the contrastive head reads the embedding (mean of latent tokens), not all tokens
+    pooled_head: bool = True  # the contrastive head reads the embedding (mean of latent tokens); false: all tokens
 
 
 class PositionEmbedding(nn.Module):

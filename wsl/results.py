@@ -197,7 +197,7 @@ def _split_attribute(df: pd.DataFrame, name: str) -> tuple[str, str]:
     return resolve(df, head), "." + rest
 
 
-def pareto_front(df: pd.DataFrame, x: str = "rec_acc_ratio", y: str = "probe_r2") -> pd.DataFrame:
+def pareto_front(df: pd.DataFrame, x: str = "rec_agreement", y: str = "probe_r2") -> pd.DataFrame:
     """The rows no other row beats on both ``x`` and ``y`` (higher is better), sorted by ``x``.
 
     A row is dominated when another is at least as good on both and better on

@@ -116,6 +116,20 @@ def write(path: Path, rows: Iterable[dict] | pd.DataFrame) -> None:
     write_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def cell(value):
+    """A table cell as the plain Python value a config holds: numpy scalars unwrapped, and the numbers of a
+    mixed column (``write`` stores ``[32, "row"]`` as text) read back as numbers."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+    return value
+
+
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold the sweep directory's table lock (blocking; across processes) for a read-modify-write."""

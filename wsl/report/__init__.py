@@ -5,7 +5,7 @@ Everything comes from the sweep's results table (``trials.parquet``,
 present; names and statuses as ``wsl.table`` defines them): nothing is
 re-trained. Sections, each a figure or a note saying why it is empty:
 
-- ``pareto``: ``rec_acc_ratio`` vs ``probe_r2`` per trial, coloured by ``beta``,
+- ``pareto``: ``rec_agreement`` vs ``probe_r2`` per trial, coloured by ``beta``,
   the Pareto front and the promoted trial marked;
 - ``weighting``: ``gamma`` x ``beta`` coloured by the objective;
 - ``importance``: Optuna's fANOVA and mean-decrease-impurity importances of the

@@ -20,7 +20,7 @@ from wsl.report.importance import parameter_importances
 from wsl.results import pareto_front
 
 METRIC_COLUMNS = ("objective", *metrics.SCORES)
-X, Y = "rec_acc_ratio", "probe_r2"  # the Pareto front's axes, both maximised
+X, Y = "rec_agreement", "probe_r2"  # the Pareto front's axes, both maximised: faithful and predictive
 # filled symbols only: plotly.js mis-handles open symbols coloured through a colour axis (console warnings)
 SYMBOLS = {table.TERMINATED: "circle", table.STOPPED: "diamond", table.RUNNING: "triangle-up"}
 PLOTTED = tuple(SYMBOLS)  # the statuses with a symbol; failed or interrupted trials stay out of the scatter plots

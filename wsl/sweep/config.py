@@ -70,6 +70,8 @@ class SearchConfig:
     max_concurrent: int = 2
     seed: int = 0
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # dotted key -> value
+    # earlier sweeps (names or globs) whose trials seed the Optuna study; one name alone may be given as text
+    warm_start: Any = field(default_factory=list)
 
 
 @dataclass
@@ -92,7 +94,7 @@ class SweepConfig:
     name: str = "default"
     zoo: str = "zoos/digits-cnn"
     storage: str | None = None  # Ray Tune storage_path (shared storage on a cluster); default: results/<name>
-    objective: str = "0.5*rec_acc_ratio + 0.5*probe_r2"  # a weighted sum of wsl.metrics.SCORES, maximised
+    objective: str = "0.5*rec_agreement + 0.5*probe_r2"  # a weighted sum of wsl.metrics.SCORES, maximised
     max_failures: int = 1  # retries of a crashing trial before it is recorded as errored
     train: TrainConfig = field(default_factory=TrainConfig)
     space: dict[str, dict[str, Param]] = field(default_factory=dict)
@@ -140,6 +142,12 @@ class SweepConfig:
             raise WslError(f"scheduler.max_t={s.max_t} must be >= scheduler.grace_period={s.grace_period} >= 1")
         if s.reduction_factor < 2:
             raise WslError(f"scheduler.reduction_factor={s.reduction_factor} must be >= 2")
+        if isinstance(self.search.warm_start, str):  # search.warm_start=NAME on the command line
+            self.search.warm_start = [self.search.warm_start]
+        if not all(isinstance(p, str) for p in self.search.warm_start):
+            raise WslError(f"search.warm_start={self.search.warm_start!r}: give sweep names or globs")
+        if self.search.warm_start and self.search.algorithm == "random":
+            raise WslError("search.warm_start seeds an Optuna study: it needs search.algorithm=optuna or optuna-stock")
         if self.search.num_samples < 1 or self.search.max_concurrent < 1:
             raise WslError("search.num_samples and search.max_concurrent must be >= 1")
         if self.resources.cpus <= 0 or (self.resources.gpus or 0) < 0:
@@ -159,21 +167,8 @@ class SweepConfig:
                 raise WslError(f"{key}={value!r} is unknown; choose from {', '.join(allowed)}")
 
     def weights(self) -> dict[str, float]:
-        """``"0.5*rec_acc_ratio + 0.5*probe_r2"`` -> ``{"rec_acc_ratio": 0.5, "probe_r2": 0.5}``."""
-        out: dict[str, float] = {}
-        for term in self.objective.replace(" ", "").split("+"):
-            weight, _, metric = term.rpartition("*")
-            if metric not in SCORES:
-                why = "a loss (lower is better) and the objective is maximised" if "loss" in metric else "unknown"
-                choices = ", ".join(SCORES)
-                raise WslError(f"objective {self.objective!r}: metric {metric!r} is {why}; choose from {choices}")
-            try:
-                out[metric] = float(weight or 1.0)
-            except ValueError:
-                raise WslError(f"objective {self.objective!r}: weight {weight!r} is not a number") from None
-            if out[metric] <= 0:
-                raise WslError(f"objective {self.objective!r}: weights must be > 0")
-        return out
+        """The objective's metrics and their weights (``objective_weights``)."""
+        return objective_weights(self.objective)
 
     def objective_of(self, metrics: dict) -> float:
         """The objective of one epoch's (or one final run's) ``metrics``."""
@@ -188,6 +183,24 @@ class SweepConfig:
     def params(self) -> dict[str, Param]:
         """The space flattened to ``dotted key -> Param``."""
         return {f"{section}.{name}": p for section, group in self.space.items() for name, p in group.items()}
+
+
+def objective_weights(objective: str) -> dict[str, float]:
+    """``"0.5*rec_acc_ratio + 0.5*probe_r2"`` -> ``{"rec_acc_ratio": 0.5, "probe_r2": 0.5}``, checked."""
+    out: dict[str, float] = {}
+    for term in objective.replace(" ", "").split("+"):
+        weight, _, metric = term.rpartition("*")
+        if metric not in SCORES:
+            why = "a loss (lower is better) and the objective is maximised" if "loss" in metric else "unknown"
+            choices = ", ".join(SCORES)
+            raise WslError(f"objective {objective!r}: metric {metric!r} is {why}; choose from {choices}")
+        try:
+            out[metric] = float(weight or 1.0)
+        except ValueError:
+            raise WslError(f"objective {objective!r}: weight {weight!r} is not a number") from None
+        if out[metric] <= 0:
+            raise WslError(f"objective {objective!r}: weights must be > 0")
+    return out
 
 
 def _param(key: str, p) -> Param:

@@ -28,7 +28,7 @@ from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.run import CHECKPOINT
-from wsl.sweep import search
+from wsl.sweep import search, warmstart
 from wsl.sweep.config import SweepConfig
 from wsl.sweep.progress import LiveView
 from wsl.sweep.recorder import TableRecorder
@@ -134,18 +134,25 @@ def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
 def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     """Start a new sweep; everything is checked before anything is written or started.
 
+    With ``search.warm_start``, the earlier sweeps' trials are put in the
+    Optuna study before the first proposal (``wsl.sweep.warmstart``).
+
     A failure before the first trial starts removes the sweep directory again,
     so a mistake (an unreachable ``storage=``, say) does not block the name.
     """
     directory = Path(root) / table.check_name(cfg.name)
     if directory.exists():
         raise WslError(f"sweep {cfg.name!r} exists already at {directory}; pass --resume {cfg.name} or name=<new>")
+    seeds = warmstart.seeds(cfg, Path(root)) if cfg.search.warm_start else None
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
     check_storage(cfg)
     directory.mkdir(parents=True)
     try:
         write_text(directory / table.SWEEP_FILE, yaml.safe_dump(asdict(cfg), sort_keys=False))
+        if seeds is not None:
+            warmstart.seed_study(search.study_storage(directory / table.JOURNAL), cfg.name, seeds)
+            print(seeds.summary(), flush=True)
         tuner = tune.Tuner(
             trainable(cfg, zoo),
             param_space=search.tune_space(cfg),

@@ -74,22 +74,28 @@ def searcher(cfg: SweepConfig, journal: Path):
         return tune.search.BasicVariantGenerator(
             points_to_evaluate=cfg.points() or None, max_concurrent=s.max_concurrent, random_state=s.seed
         )
+    return ConcurrencyLimiter(optuna_searcher(cfg, study_storage(journal)), s.max_concurrent)
+
+
+def optuna_searcher(cfg: SweepConfig, storage=None, sampler=None):
+    """Ray's ``OptunaSearch`` (TPE, seeded) on the sweep's objective; the pruned-aware one for ``optuna``.
+
+    ``storage``: where the study lives (None: in memory); ``sampler``: another
+    Optuna sampler (the search replay draws random configs with ``RandomSampler``).
+    """
+    s = cfg.search
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is noise next to LiveView
     kwargs = dict(
         metric=OBJECTIVE,
         mode="max",
-        seed=s.seed,
         points_to_evaluate=cfg.points() or None,
-        sampler=optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(4, s.max_concurrent)),
+        sampler=sampler or optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(4, s.max_concurrent)),
         study_name=cfg.name,
-        storage=study_storage(journal),
+        storage=storage,
     )
-    alg = (
-        PrunedAwareOptunaSearch(max_t=cfg.scheduler.max_t, **kwargs)
-        if s.algorithm == "optuna"
-        else OptunaSearch(**kwargs)
-    )
-    return ConcurrencyLimiter(alg, s.max_concurrent)
+    if s.algorithm == "optuna":
+        return PrunedAwareOptunaSearch(max_t=cfg.scheduler.max_t, **kwargs)
+    return OptunaSearch(**kwargs)
 
 
 def scheduler(cfg: SweepConfig):

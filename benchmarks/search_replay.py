@@ -1,0 +1,201 @@
+"""Does the shipped search reach random search's best with less compute? A replay over many paired seeds.
+
+Every search runs on ``wsl.sweep.replay.simulate``: the real searchers (our
+pruned-aware ``OptunaSearch``, the stock one, random draws) and Ray's
+``ASHAScheduler``, with each proposed config's learning curve answered by a
+k-nearest-neighbour surrogate of the record ``benchmarks/record_curves.py``
+writes (plus one run's seed noise), ``search.max_concurrent`` trials at a time
+on a clock of the recorded epoch seconds.
+
+Protocol (issue 21):
+- the surrogate's accuracy is checked first, on held-out configs (leave one
+  out), against the seed-to-seed noise of the repeated configs: the bar is
+  fixed here (``BAR_SPEARMAN``, ``BAR_NOISE``) and the replay refuses to run
+  below it (``--anyway`` runs it all the same, for a look);
+- per seed, the target is what random search without early stopping
+  promotes (its best trial by last objective, judged by the surrogate's mean
+  final objective of that config) with the same trial count; every setting
+  is judged the same way, any time: the config it would promote now;
+- the compute a setting needs to first reach the target, as a share of
+  random search's (trial-epochs, and simulated seconds); a search that never
+  reaches it counts as needing more than 100% (``inf``: the median is
+  defined; the interquartile mean is ``inf`` when a quarter or more of the
+  seeds never reach it, and it is printed so);
+- printed: median, interquartile mean with a 95% bootstrap interval, share
+  of seeds within 40%, and Wilcoxon signed-rank tests of the pruned-aware
+  search against the stock one and of TPE under ASHA against random draws
+  under the same ASHA.
+
+    python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
+    python benchmarks/search_replay.py            # 30 seeds, four searches: a few minutes
+    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2
+    python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr, wilcoxon
+
+from wsl import table
+from wsl.compose import load_config, load_yaml
+from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.replay import Setting, Surrogate, recorded, simulate
+
+BAR_SPEARMAN = 0.8  # rank correlation of predicted and recorded final objective on held-out configs, at least
+BAR_NOISE = 2.0  # held-out mean absolute error at most this many times one run's seed noise
+WITHIN = 0.4  # the issue's target share of random search's compute
+
+SETTINGS = {
+    "tpe+asha": Setting("optuna"),
+    "stock tpe+asha": Setting("optuna-stock"),
+    "random+asha": Setting("random"),
+    "random": Setting("random", asha=False),
+}
+
+
+def check_surrogate(model: Surrogate) -> tuple[float, float, float]:
+    """Held-out error of the final objective (10-fold): (Spearman, mean absolute error, one run's noise MAE)."""
+    predicted, recorded = model.held_out()[:, -1], model.curves[:, -1]
+    noise = float(np.abs(model.noise[:, -1]).mean())
+    return float(spearmanr(predicted, recorded).statistic), float(np.abs(predicted - recorded).mean()), noise
+
+
+def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
+    """After each arriving epoch: the surrogate's mean final objective of the trial with the best last value.
+
+    The trial a promotion picks now (``wsl promote``: best objective in the table, i.e. at a trial's
+    latest epoch), judged by the one fixed measure: what that config reaches at max_t on average.
+    """
+    configs = epochs.groupby("trial").first()[list(model.params)]
+    finals = {trial: model.mean(configs.loc[trial].to_dict())[0][-1] for trial in configs.index}
+    latest: dict[int, float] = {}
+    judged = []
+    for trial, value in zip(epochs["trial"], epochs["objective"], strict=True):
+        latest[trial] = value
+        judged.append(finals[max(latest, key=latest.get)])
+    return np.array(judged)
+
+
+def one_seed(seed: int, cfg: SweepConfig, model: Surrogate, settings: dict[str, Setting]) -> dict:
+    """Per setting: the shares of random search's trial-epochs and seconds needed to reach its promoted config."""
+    reference = simulate(cfg, SETTINGS["random"], model.source(seed), seed)
+    target = promoted_curve(reference, model)[-1]
+    epochs_total, seconds_total = len(reference), reference["time_s"].max()
+    out = {"seed": seed, "target": target}
+    for name, setting in settings.items():
+        epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed)
+        reached = np.flatnonzero(promoted_curve(epochs, model) >= target - 1e-12)
+        hit = reached[0] if len(reached) else None
+        out[f"{name} epochs"] = (hit + 1) / epochs_total if hit is not None else np.inf
+        out[f"{name} seconds"] = epochs["time_s"].iloc[hit] / seconds_total if hit is not None else np.inf
+        out[f"{name} final"] = promoted_curve(epochs, model)[-1]
+    return out
+
+
+def iqm(values: np.ndarray) -> float:
+    """Mean of the middle half (25th to 75th percentile) of the sorted values; inf if an inf falls in it."""
+    v = np.sort(values)
+    lo, hi = int(np.floor(len(v) * 0.25)), int(np.ceil(len(v) * 0.75))
+    middle = v[lo:hi]
+    return float(np.inf) if np.isinf(middle).any() else float(middle.mean())
+
+
+def bootstrap(values: np.ndarray, stat, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    draws = [stat(rng.choice(values, len(values))) for _ in range(rounds)]  # inf where a draw never reaches
+    return float(np.percentile(draws, 2.5, method="lower")), float(np.percentile(draws, 97.5, method="higher"))
+
+
+def report(frame: pd.DataFrame, settings: list[str]) -> None:
+    print(f"\n{len(frame)} seeds; share of random search's compute to reach its promoted config (inf: never)")
+    print(f"{'search':<16} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10}")
+    for name in settings:
+        for unit in ("epochs", "seconds"):
+            v = frame[f"{name} {unit}"].to_numpy()
+            lo, hi = bootstrap(v, iqm)
+            print(
+                f"{name:<16} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
+                f"{(v <= WITHIN).mean():>10.0%}"
+            )
+    for a, b in (("tpe+asha", "stock tpe+asha"), ("tpe+asha", "random+asha")):
+        if f"{a} epochs" in frame and f"{b} epochs" in frame:
+            x, y = (np.minimum(frame[f"{n} epochs"], 10.0) for n in (a, b))  # never: ranked above every finite share
+            p = wilcoxon(x, y, alternative="less", zero_method="zsplit").pvalue if (x != y).any() else 1.0
+            print(
+                f"Wilcoxon signed-rank, {a} needs less than {b}: p = {p:.3g} "
+                f"(median difference {np.median(x - y):+.2f})"
+            )
+
+
+def validate(names: list[str]) -> None:
+    """Replay real sweeps' own proposals and curves: does the loop stop the trials ASHA stopped, where it did?"""
+    for name in names:
+        directory = table.results_root() / name
+        cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
+        trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
+        proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
+        replayed = simulate(cfg, Setting(cfg.search.algorithm), source, seed=0, proposals=proposals)
+        real = trials[trials["trial_id"].isin(epochs["trial_id"])].reset_index(drop=True)
+        ended = real["status"].isin(table.FINISHED).to_numpy()  # a trial the driver left running ended nowhere
+        same = replayed.groupby("trial")["epoch"].max().to_numpy() == real["epochs"].to_numpy()
+        print(
+            f"{name}: the replay ends {same[ended].mean():.0%} of {ended.sum()} finished trials at the epoch "
+            f"the sweep ended them ({len(real) - ended.sum()} unfinished trials replayed as they ran)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", default="benchmarks/data/curves.parquet")
+    parser.add_argument("--sweep", default="benchmark")
+    parser.add_argument("--seeds", default="0-29", help="a range a-b or a list a,b,c")
+    parser.add_argument("--grace", type=int, default=None)
+    parser.add_argument("--rf", type=int, default=None)
+    parser.add_argument("--surrogate", default="forest", choices=["forest", "knn"])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
+    parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
+    parser.add_argument("--validate", nargs="+", metavar="SWEEP", help="only replay these real sweeps' decisions")
+    args = parser.parse_args()
+    if args.validate:
+        return validate(args.validate)
+
+    cfg = load_config("sweep", [f"sweep={args.sweep}"], SweepConfig)
+    record = table.read(args.record)
+    model = Surrogate(record, cfg.params(), kind=args.surrogate)
+    rho, mae, noise = check_surrogate(model)
+    ok = rho >= BAR_SPEARMAN and mae <= BAR_NOISE * noise
+    print(
+        f"surrogate on {len(model.ids)} configs, {len(model.noise)} repeated: held-out Spearman {rho:.3f} "
+        f"(bar {BAR_SPEARMAN}), MAE {mae:.4f} against one run's noise {noise:.4f} (bar {BAR_NOISE}x): "
+        f"{'met' if ok else 'NOT met'}"
+    )
+    if not ok and not args.anyway:
+        raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
+    seeds = _seeds(args.seeds)
+    settings = {
+        name: Setting(s.algorithm, s.asha, args.grace, args.rf) if s.asha else s for name, s in SETTINGS.items()
+    }
+    with mp.get_context("fork").Pool(args.jobs) as pool:
+        rows = pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds)
+    frame = pd.DataFrame(rows)
+    if args.out:
+        table.write(args.out, frame)
+    report(frame, [n for n in settings if n != "random"])
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        a, b = map(int, text.split("-"))
+        return list(range(a, b + 1))
+    return [int(s) for s in text.split(",")]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The search replay drives the real searcher and ASHA in simulated time, from curves a source gives."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from ray.tune.schedulers.async_hyperband import _Bracket
+
+from wsl.compose import load_config
+from wsl.sweep.config import SweepConfig
+from wsl.sweep.replay import Setting, Surrogate, simulate
+
+MAX_T = 6
+
+
+def sweep(*overrides):
+    fixed = ["scheduler.max_t=6", "scheduler.grace_period=1", "scheduler.reduction_factor=2", "search.num_samples=16"]
+    return load_config("sweep", [*fixed, "search.points_to_evaluate=[]", *overrides], SweepConfig)
+
+
+def by_beta(config: dict, number: int):
+    """A curve that rises to a level set by beta (low beta: better), one second an epoch."""
+    level = 1 - config["loss.beta"]
+    return level * np.linspace(0.5, 1, MAX_T), np.ones(MAX_T)
+
+
+def test_random_search_without_asha_runs_every_trial_to_max_t():
+    epochs = simulate(sweep(), Setting("random", asha=False), by_beta, seed=0)
+    assert len(epochs) == 16 * MAX_T and epochs.groupby("trial")["epoch"].max().eq(MAX_T).all()
+
+
+def test_two_trials_at_a_time_take_half_the_simulated_time():
+    epochs = simulate(sweep("search.max_concurrent=2"), Setting("random", asha=False), by_beta, seed=0)
+    assert epochs["time_s"].max() == pytest.approx(16 * MAX_T / 2)
+
+
+def test_asha_stops_trials_as_its_bracket_rule_says_in_arrival_order():
+    epochs = simulate(sweep("search.max_concurrent=1"), Setting("random"), by_beta, seed=0)
+    bracket = _Bracket(1, MAX_T, 2, 0)
+    expected = {}
+    for row in epochs.itertuples():  # one trial at a time: arrival order is trial by trial
+        trial = type("T", (), {"trial_id": row.trial})()
+        stop = bracket.on_result(trial, row.epoch, row.objective) == "STOP"
+        if stop or row.epoch == MAX_T:
+            expected[row.trial] = row.epoch
+    assert epochs.groupby("trial")["epoch"].max().to_dict() == expected
+    assert min(expected.values()) < MAX_T  # some were stopped
+
+
+def test_tpe_under_asha_spends_fewer_trial_epochs_than_random_without_it():
+    tpe = simulate(sweep(), Setting("optuna"), by_beta, seed=0)
+    random = simulate(sweep(), Setting("random", asha=False), by_beta, seed=0)
+    assert len(tpe) < len(random) and tpe["trial"].nunique() == 16
+
+
+def test_the_same_seed_replays_the_same_sweep():
+    a = simulate(sweep(), Setting("optuna"), by_beta, seed=3)
+    b = simulate(sweep(), Setting("optuna"), by_beta, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def record(betas, seeds=(0,), noise=0.0):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, beta in enumerate(betas):
+        for seed in seeds:
+            curve, _ = by_beta({"loss.beta": beta}, 0)
+            curve = curve + noise * rng.standard_normal(MAX_T)
+            rows += [
+                {
+                    "config_id": i,
+                    "seed": seed,
+                    "epoch": e + 1,
+                    "objective": curve[e],
+                    "time_s": 2.0,
+                    "config.loss.beta": beta,
+                    "config.tokens.width": "row" if i % 2 else "32",
+                    "config.loss.gamma": 0.05,
+                    "config.loss.probe_size": 256,
+                    "config.optim.lr": 1e-3,
+                }
+                for e in range(MAX_T)
+            ]
+    return pd.DataFrame(rows)
+
+
+def test_the_surrogate_predicts_held_out_configs():
+    betas = np.geomspace(0.05, 1.0, 40)
+    model = Surrogate(record(betas), sweep().params())
+    error = np.abs(model.held_out()[:, -1] - (1 - betas))  # each predicted by a fit without it
+    assert np.median(error) < 0.03  # trees do not extrapolate: the ends of the range are worse
+
+
+def test_the_surrogate_noise_is_the_seed_to_seed_spread_of_the_repeats():
+    model = Surrogate(record(np.geomspace(0.05, 1.0, 10), seeds=(0, 1), noise=0.1), sweep().params())
+    assert model.noise.shape == (10, MAX_T) and model.noise.std() == pytest.approx(0.1, abs=0.03)
+
+
+def test_the_surrogate_answers_a_proposal_with_a_curve_and_its_seconds():
+    model = Surrogate(record(np.geomspace(0.05, 1.0, 40)), sweep().params())
+    proposal = {"loss.beta": 0.2, "tokens.width": "row", "loss.gamma": 0.05, "loss.probe_size": 256, "optim.lr": 1e-3}
+    objective, seconds = model.source(0, noise=False)(proposal, 0)
+    assert objective[-1] == pytest.approx(0.8, abs=0.1) and seconds == pytest.approx([2.0] * MAX_T)

@@ -1,0 +1,238 @@
+"""A sweep replayed in simulated time: the real searcher and ASHA, learning curves from a record.
+
+A real sweep on 2 CPU cores takes half an hour, and one sweep's outcome is a
+single noisy draw: no setting of the search can be told from another that
+way. Here the same Ray objects a sweep runs (``OptunaSearch`` or our
+pruned-aware one, ``ASHAScheduler``) are driven as Tune drives them, but a
+trial's epochs come from a *curve source*, a function from a proposed config
+to its objective and seconds at every epoch (a surrogate fitted on recorded
+runs, or a recorded sweep itself), and the clock is simulated: thousands of
+trials in seconds.
+
+The loop is Tune's, reduced to what the searcher and the scheduler see: up to
+``search.max_concurrent`` trials run at once; each epoch's result goes to
+ASHA first, and then either to the searcher's ``on_trial_result`` (continue) or,
+with that same result, to its ``on_trial_complete`` (stopped, or at ``max_t``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
+import pandas as pd
+from ray.tune.schedulers import TrialScheduler
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.neighbors import KNeighborsRegressor
+
+from wsl import table
+from wsl.sweep import search
+from wsl.sweep.config import SweepConfig
+
+Curve = tuple[np.ndarray, np.ndarray]
+"""A trial's objective and seconds at epochs 1..max_t, each [max_t]."""
+CurveSource = Callable[[dict, int], Curve]
+"""(proposed config as dotted key -> value, trial number) -> its curve."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way to search: who proposes, and whether ASHA stops trials (with which rungs)."""
+
+    algorithm: str = "optuna"  # optuna (pruned-aware) | optuna-stock | random
+    asha: bool = True
+    grace_period: int | None = None  # None: the sweep's
+    reduction_factor: int | None = None
+
+    def sweep(self, cfg: SweepConfig, seed: int) -> SweepConfig:
+        """``cfg`` searched this way, with ``seed`` for the searcher and for ASHA's bracket draws."""
+        s = cfg.scheduler
+        scheduler = replace(
+            s,
+            kind="asha" if self.asha else "fifo",
+            grace_period=self.grace_period or s.grace_period,
+            reduction_factor=self.reduction_factor or s.reduction_factor,
+        )
+        algorithm = "optuna-stock" if self.algorithm == "random" else self.algorithm
+        return replace(cfg, search=replace(cfg.search, algorithm=algorithm, seed=seed), scheduler=scheduler)
+
+
+def simulate(
+    cfg: SweepConfig, setting: Setting, source: CurveSource, seed: int, proposals: list[dict] | None = None
+) -> pd.DataFrame:
+    """One sweep of ``cfg`` searched by ``setting``; its epochs in the order they arrived.
+
+    ``proposals``: configs to start in this order instead of asking the
+    searcher (a recorded sweep's, to check ASHA's decisions against it).
+    Columns: ``trial`` (start order), ``epoch``, ``objective``, ``time_s``
+    (simulated seconds since the sweep started), ``stopped`` (the trial's last
+    epoch, by ASHA or at max_t), and the trial's config as dotted keys.
+    """
+    cfg = setting.sweep(cfg, seed)
+    np.random.seed(seed)  # ASHA draws each trial's bracket with numpy's global generator
+    alg = _Proposals(proposals) if proposals is not None else _searcher(cfg, setting, seed)
+    scheduler = search.scheduler(cfg)
+    max_t, clock, rows = cfg.scheduler.max_t, [], []
+    total = cfg.search.num_samples if proposals is None else len(proposals)
+    running: dict[int, dict] = {}
+    started = 0
+    now = 0.0
+    while started < total or running:
+        while len(running) < cfg.search.max_concurrent and started < total:
+            trial = SimpleNamespace(trial_id=f"t{started}")
+            config = alg.suggest(trial.trial_id)
+            objective, seconds = source(config, started)
+            running[started] = {"trial": trial, "config": config, "objective": objective, "seconds": seconds}
+            scheduler.on_trial_add(None, trial)
+            heapq.heappush(clock, (now + seconds[0], started, 1))
+            started += 1
+        now, number, epoch = heapq.heappop(clock)
+        run = running[number]
+        result = {"training_iteration": epoch, search.OBJECTIVE: float(run["objective"][epoch - 1])}
+        decision = scheduler.on_trial_result(None, run["trial"], result)
+        last = decision == TrialScheduler.STOP or epoch >= max_t
+        if last:
+            scheduler.on_trial_complete(None, run["trial"], result)
+            alg.on_trial_complete(run["trial"].trial_id, result)
+            del running[number]
+        else:
+            alg.on_trial_result(run["trial"].trial_id, result)
+            heapq.heappush(clock, (now + run["seconds"][epoch], number, epoch + 1))
+        rows.append(
+            {
+                "trial": number,
+                "epoch": epoch,
+                "objective": result[search.OBJECTIVE],
+                "time_s": now,
+                "stopped": last,
+                **run["config"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _searcher(cfg: SweepConfig, setting: Setting, seed: int):
+    sampler = optuna.samplers.RandomSampler(seed=seed) if setting.algorithm == "random" else None
+    alg = search.optuna_searcher(cfg, sampler=sampler)
+    alg.set_search_properties(None, None, search.tune_space(cfg))
+    return alg
+
+
+class _Proposals:
+    """A searcher that proposes given configs in order and learns nothing."""
+
+    def __init__(self, configs: list[dict]):
+        self.configs = iter(configs)
+
+    def suggest(self, trial_id: str) -> dict:
+        return next(self.configs)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        pass
+
+    def on_trial_complete(self, trial_id: str, result: dict) -> None:
+        pass
+
+
+def recorded(trials: pd.DataFrame, epochs: pd.DataFrame, keys: list[str], max_t: int) -> tuple[list[dict], CurveSource]:
+    """A finished sweep's trials that reported, in the order they started: their configs and their curves.
+
+    The source answers trial ``n`` with its recorded objective and seconds; an
+    epoch the sweep never ran (ASHA stopped the trial there) repeats its last
+    one, so a replay under gentler stopping runs on, and shows as a different decision.
+    """
+    ran = trials[trials["trial_id"].isin(epochs["trial_id"])]
+    configs = [{k: row[k] for k in keys} for _, row in ran.iterrows()]
+    curves = [epochs[epochs["trial_id"] == t].sort_values("epoch") for t in ran["trial_id"]]
+
+    def curve(config: dict, number: int) -> Curve:
+        c = curves[number]
+        return _padded(c["objective"].to_numpy(), max_t), _padded(c["time_s"].to_numpy(), max_t)
+
+    return configs, curve
+
+
+def _padded(values: np.ndarray, length: int) -> np.ndarray:
+    return np.concatenate([values, np.full(max(0, length - len(values)), values[-1])])
+
+
+class Surrogate:
+    """Recorded runs -> a proposed config's learning curve and epoch seconds, plus the record's seed noise.
+
+    ``record``: one row per recorded run and epoch (``benchmarks/record_curves.py``:
+    ``config_id``, ``seed``, ``epoch``, ``objective``, ``time_s``, ``config.<key>``).
+    A config is a point of the unit cube of the space: a range's position
+    between its bounds (in log space for a log range), a choice one-hot. The
+    regressor (``kind``: ``forest``, extremely randomised trees, or ``knn``,
+    distance-weighted nearest neighbours) maps it to the mean curve over its
+    seeds and its seconds, [2 * max_t] at once. A run drawn from it adds
+    (``noise``) the difference of a randomly picked repeated config's two seeds
+    over sqrt 2: the noise of one run, with its epoch-to-epoch shape.
+    """
+
+    def __init__(self, record: pd.DataFrame, params: dict, kind: str = "forest", seed: int = 0):
+        self.params, self.kind, self.seed = params, kind, seed
+        runs = record.sort_values(["config_id", "seed", "epoch"])
+        curves = runs.pivot_table(index=["config_id", "seed"], columns="epoch", values="objective")
+        seconds = runs.pivot_table(index="config_id", columns="epoch", values="time_s")
+        self.max_t = curves.shape[1]
+        complete = curves.dropna().groupby(level="config_id")
+        self.ids = np.array(sorted(complete.groups))
+        self.curves = complete.mean().loc[self.ids].to_numpy()  # [configs, max_t]
+        self.seconds = seconds.loc[self.ids].to_numpy()  # [configs, max_t]
+        first = runs.groupby("config_id").first()
+        self.configs = [{key: table.cell(first.loc[i, f"config.{key}"]) for key in params} for i in self.ids]
+        self.points = np.stack([self.features(c) for c in self.configs])  # [configs, features]
+        pairs = [c.to_numpy() for _, c in complete if len(c) >= 2]
+        self.noise = np.stack([(c[1] - c[0]) / np.sqrt(2) for c in pairs]) if pairs else np.zeros((1, self.max_t))
+        self.model = self.regressor().fit(self.points, np.hstack([self.curves, self.seconds]))
+        self._memo: dict[tuple, Curve] = {}
+
+    def regressor(self):
+        if self.kind == "knn":
+            return KNeighborsRegressor(n_neighbors=5, weights="distance")
+        return ExtraTreesRegressor(n_estimators=100, min_samples_leaf=2, random_state=self.seed)
+
+    def features(self, config: dict) -> np.ndarray:
+        out = []
+        for key, p in self.params.items():
+            kind = p.kind(key)
+            if kind == "choice":
+                out += [float(str(config[key]) == str(c)) for c in p.choices]
+            elif kind == "range":
+                low, high, value = (p.low, p.high, config[key])
+                if p.log:
+                    low, high, value = np.log(low), np.log(high), np.log(value)
+                out.append((value - low) / (high - low))
+        return np.array(out)
+
+    def mean(self, config: dict) -> Curve:
+        """The expected curve and seconds of ``config``, each [max_t] (remembered: a replay asks again)."""
+        key = tuple(sorted((k, str(v)) for k, v in config.items()))
+        if key not in self._memo:
+            both = self.model.predict(self.features(config)[None])[0]
+            self._memo[key] = both[: self.max_t], both[self.max_t :]
+        return self._memo[key]
+
+    def held_out(self, folds: int = 10) -> np.ndarray:
+        """[configs, max_t]: each recorded config's curve as predicted by a fit without it (k-fold)."""
+        split = KFold(folds, shuffle=True, random_state=self.seed)
+        both = cross_val_predict(self.regressor(), self.points, np.hstack([self.curves, self.seconds]), cv=split)
+        return both[:, : self.max_t]
+
+    def source(self, seed: int, noise: bool = True) -> CurveSource:
+        """A curve source for ``simulate``: the mean curve plus one run's noise, drawn with ``seed``."""
+        rng = np.random.default_rng(seed)
+
+        def curve(config: dict, number: int) -> Curve:
+            objective, seconds = self.mean(config)
+            if noise:
+                objective = objective + self.noise[rng.integers(len(self.noise))]
+            return objective, seconds
+
+        return curve

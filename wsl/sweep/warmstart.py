@@ -1,0 +1,163 @@
+"""Seed a new sweep's Optuna study with earlier sweeps' trials, read from their results tables.
+
+TPE needs a few finished trials before it models anything (its start-up
+trials are random draws); an earlier sweep on the same question already paid
+for them. Each earlier trial becomes one Optuna trial of the new study, told
+as the sweep itself would have told it:
+
+- a trial that reached the new ``scheduler.max_t`` is *complete*, valued at
+  its objective at epoch ``max_t`` (the value a trial of this sweep reports last);
+- a trial that ended before it (stopped by ASHA, or an earlier sweep's shorter
+  ``max_t``) is *pruned*, with its objective at every epoch as intermediate values;
+- failed, interrupted and still-running trials are not told.
+
+The objective must be the same (a value of another objective would mislead
+TPE); a trial whose values the new space cannot hold (outside a range, not
+among the choices, another fixed value) is left out and counted. Optuna only:
+no Ray here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from wsl import table
+from wsl.errors import WslError
+from wsl.sweep.config import SweepConfig, objective_weights
+
+
+@dataclass
+class Seeds:
+    """The earlier trials a sweep starts from, and why the others were left out."""
+
+    trials: list[FrozenTrial]
+    sweeps: list[str]
+    outside: int  # values the new space cannot hold
+    unfinished: int  # failed, interrupted or running
+
+    def summary(self) -> str:
+        complete = sum(t.state == TrialState.COMPLETE for t in self.trials)
+        return (
+            f"warm start from {', '.join(self.sweeps)}: {len(self.trials)} trials "
+            f"({complete} complete, {len(self.trials) - complete} pruned); left out: {self.outside} with values "
+            f"outside this sweep's space, {self.unfinished} failed or unfinished"
+        )
+
+
+def distributions(cfg: SweepConfig) -> dict[str, BaseDistribution]:
+    """The searched keys of ``cfg`` as the Optuna distributions Ray's OptunaSearch makes of them."""
+    out: dict[str, BaseDistribution] = {}
+    for key, p in cfg.params().items():
+        kind = p.kind(key)
+        if kind == "choice":
+            out[key] = CategoricalDistribution(list(p.choices))
+        elif kind == "range":
+            out[key] = (
+                IntDistribution(int(p.low), int(p.high), log=p.log)
+                if p.integer
+                else FloatDistribution(p.low, p.high, log=p.log)
+            )
+    return out
+
+
+def earlier_sweeps(root: Path, patterns: list[str], exclude: str) -> list[Path]:
+    """The sweep directories under ``root`` that ``patterns`` (names or globs) match, ``exclude`` aside."""
+    names = sorted(p.name for p in root.iterdir() if (p / table.TRIALS).is_file()) if root.is_dir() else []
+    found = []
+    for pattern in patterns:
+        matched = [n for n in fnmatch.filter(names, pattern) if n != exclude]
+        if not matched:
+            raise WslError(
+                f"search.warm_start {pattern!r} matches no earlier sweep with a trials table under {root}; "
+                f"sweeps there: {', '.join(names) or 'none'}"
+            )
+        found += [root / n for n in matched if root / n not in found]
+    return found
+
+
+def seeds(cfg: SweepConfig, root: Path) -> Seeds:
+    """The trials of the sweeps ``cfg.search.warm_start`` names, as Optuna trials of ``cfg``'s study."""
+    space = distributions(cfg)
+    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}
+    trials, outside, unfinished, sweeps = [], 0, 0, []
+    for directory in earlier_sweeps(root, cfg.search.warm_start, cfg.name):
+        weights = _weights(directory)
+        if weights != cfg.weights():
+            raise WslError(
+                f"search.warm_start: sweep {directory.name!r} was judged by another objective ({weights}) than "
+                f"this one ({cfg.objective!r}); a warm start needs the same objective"
+            )
+        rows = table.read(directory / table.TRIALS)
+        curves = _curves(directory, weights)
+        sweeps.append(directory.name)
+        for _, row in rows.iterrows():
+            if row["status"] == table.PROMOTED:
+                continue
+            params = {key: table.cell(row.get(key)) for key in space}
+            curve = curves.get(row["trial_id"], {})
+            if row["status"] not in table.FINISHED or not curve:
+                unfinished += 1
+            elif not _inside(params, space) or any(table.cell(row.get(k)) != v for k, v in fixed.items()):
+                outside += 1
+            else:
+                trials.append(_trial(params, space, curve, cfg.scheduler.max_t))
+    return Seeds(trials, sweeps, outside, unfinished)
+
+
+def seed_study(storage, name: str, found: Seeds) -> None:
+    """Create study ``name`` in ``storage`` (the one the sweep's searcher then loads) holding the earlier trials."""
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    study.add_trials(found.trials)
+
+
+def _weights(directory: Path) -> dict[str, float]:
+    """The objective an earlier sweep was judged by, from its ``sweep.yaml``."""
+    path = directory / table.SWEEP_FILE
+    try:
+        return objective_weights(yaml.safe_load(path.read_text())["objective"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
+        raise WslError(f"search.warm_start: cannot read the objective of {path}: {e}") from None
+
+
+def _curves(directory: Path, weights: dict[str, float]) -> dict[str, dict[int, float]]:
+    """trial_id -> {epoch: objective} (finite values), recomputed from the epoch metrics with the sweep's weights."""
+    path = directory / table.EPOCHS
+    if not path.is_file():
+        return {}
+    epochs = table.read(path)
+    values = sum(w * epochs[m] for m, w in weights.items())
+    frame = pd.DataFrame({"trial_id": epochs["trial_id"], "epoch": epochs["epoch"].astype(int), "value": values})
+    frame = frame[np.isfinite(frame["value"])]
+    return {trial: dict(zip(group["epoch"], group["value"], strict=True)) for trial, group in frame.groupby("trial_id")}
+
+
+def _trial(params: dict, space: dict, curve: dict[int, float], max_t: int) -> FrozenTrial:
+    """Complete, valued at ``max_t``, if the curve reaches it; else pruned with the curve up to ``max_t``."""
+    if max_t in curve:
+        before = {e: v for e, v in curve.items() if e < max_t}
+        return optuna.trial.create_trial(
+            params=params, distributions=space, value=curve[max_t], intermediate_values=before
+        )
+    return optuna.trial.create_trial(
+        params=params, distributions=space, state=TrialState.PRUNED, intermediate_values=curve
+    )
+
+
+def _inside(params: dict, space: dict[str, BaseDistribution]) -> bool:
+    for key, dist in space.items():
+        value = params[key]
+        if isinstance(dist, CategoricalDistribution):
+            if value not in dist.choices:
+                return False
+        elif not isinstance(value, int | float) or isinstance(value, bool) or not dist.low <= value <= dist.high:
+            return False
+    return True
