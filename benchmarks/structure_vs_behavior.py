@@ -58,7 +58,7 @@ def one_run(job: dict) -> dict:
         eval=EvalConfig(baselines=False),  # the boosted baselines are not printed here
     )
     final = train(cfg, lambda metrics: None)
-    return {**job, **{k: final[k] for k in (*METRICS, "baseline_r2", "baseline_tau", "time_s")}}
+    return {**job, **{k: final[k] for k in (*METRICS, "baseline_r2", "baseline_r2_later", "time_s")}}
 
 
 def summarise(frame: pd.DataFrame) -> None:
@@ -80,12 +80,14 @@ def summarise(frame: pd.DataFrame) -> None:
             verdict = "larger than the spread" if gain > spread else "within the spread"
             print(f"  latent {latent:>3}, beta {beta}: gain {gain:+.3f}, spread {spread:.3f} -> {verdict}")
 
-    probe = frame.groupby("latent")[["probe_r2", "probe_tau"]].mean()
-    baseline = frame[["baseline_r2", "baseline_tau"]].iloc[0]
-    print("\nprobe of test accuracy on held-out models: embedding vs weight statistics (same split)")
-    for latent, row in probe.iterrows():
-        print(f"  embedding, latent {latent:>3}: R² {row['probe_r2']:.3f}  tau {row['probe_tau']:.3f}")
-    print(f"  weight-statistics baseline: R² {baseline['baseline_r2']:.3f}  tau {baseline['baseline_tau']:.3f}")
+    probe = frame.groupby(["latent", "beta"])[["probe_r2", "probe_r2_later"]].mean()
+    baseline = frame.reindex(columns=["baseline_r2", "baseline_r2_later"]).mean()  # results.csv before 2026-12-01: all
+    print("\nprobe R² of test accuracy on held-out models, all / later rows: embedding vs weight statistics")
+    for (latent, beta), row in probe.iterrows():
+        print(f"  embedding, latent {latent:>3}, beta {beta}: {row['probe_r2']:.3f} / {row['probe_r2_later']:.3f}")
+    print(
+        f"  ridge on weight statistics (same rows): {baseline['baseline_r2']:.3f} / {baseline['baseline_r2_later']:.3f}"
+    )
 
 
 def main() -> None:

@@ -265,7 +265,8 @@ def test_the_promoted_row_names_the_zoo_carries_its_objective_and_shows_in_resul
     trials, _ = promoted
     (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
     assert row["zoo"] == str(zoo_copy)
-    assert row["objective"] == pytest.approx(0.5 * row["rec_acc_ratio"] + 0.5 * row["probe_r2"])
+    default_objective = 0.5 * row["rec_agreement"] + 0.5 * row["probe_r2"]
+    assert row["objective"] == pytest.approx(default_objective)
     shown = wsl(env, "results", "s1", "--top", "3", "--columns", "trial_id,status,objective")
     assert shown.returncode == 0 and "PROMOTED" in shown.stdout
 
