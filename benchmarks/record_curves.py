@@ -20,6 +20,7 @@ Writes ``--out`` after every run (one row per run and epoch, config values as
 from __future__ import annotations
 
 import argparse
+import fcntl
 import multiprocessing as mp
 import tempfile
 import time
@@ -102,6 +103,14 @@ def main() -> None:
     overrides += [f"scheduler.max_t={args.max_t}"] if args.max_t else []
     cfg = load_config("sweep", overrides, SweepConfig)
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(f"{out}.lock", "a")  # noqa: SIM115 (held until the process ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(
+            f"another record_curves.py is writing {out}: one at a time (--jobs runs in parallel)"
+        ) from None
     done = table.read(out) if out.is_file() else pd.DataFrame(columns=["config_id", "seed", "epoch"])
     finished = set(zip(done["config_id"], done["seed"], strict=True))
     ZOO["zoo"] = load_zoo(cfg.zoo)
