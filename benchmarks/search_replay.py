@@ -30,6 +30,7 @@ Protocol (issue 21):
     python benchmarks/search_replay.py            # 30 seeds, four searches: a few minutes
     python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2
     python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
+    python benchmarks/search_replay.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
 
 from __future__ import annotations
@@ -133,21 +134,40 @@ def report(frame: pd.DataFrame, settings: list[str]) -> None:
             )
 
 
-def validate(names: list[str]) -> None:
-    """Replay real sweeps' own proposals and curves: does the loop stop the trials ASHA stopped, where it did?"""
-    for name in names:
-        directory = table.results_root() / name
-        cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
-        trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
-        proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
-        replayed = simulate(cfg, Setting(cfg.search.algorithm), source, seed=0, proposals=proposals)
-        real = trials[trials["trial_id"].isin(epochs["trial_id"])].reset_index(drop=True)
-        ended = real["status"].isin(table.FINISHED).to_numpy()  # a trial the driver left running ended nowhere
-        same = replayed.groupby("trial")["epoch"].max().to_numpy() == real["epochs"].to_numpy()
+def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
+    """A real sweep's own proposals and curves replayed, under its ASHA settings or others; prints what it shows.
+
+    With its own settings, it checks the loop: the trials should end where the
+    sweep ended them. With others, it answers what those would have spent on
+    the same draws, and whether its best trial survives; a trial the sweep
+    stopped that the other settings would continue needs epochs never run:
+    counted, since no record can say how it would have gone.
+    """
+    directory = table.results_root() / name
+    cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
+    trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
+    proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
+    setting = Setting(cfg.search.algorithm, grace_period=grace, reduction_factor=rf)
+    replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
+    real = trials[trials["trial_id"].isin(epochs["trial_id"])].reset_index(drop=True)
+    ended = real["status"].isin(table.FINISHED).to_numpy()  # a trial the driver left running ended nowhere
+    last = replayed.groupby("trial")["epoch"].max().to_numpy()
+    ran = real["epochs"].to_numpy()
+    if grace is None and rf is None:
         print(
-            f"{name}: the replay ends {same[ended].mean():.0%} of {ended.sum()} finished trials at the epoch "
-            f"the sweep ended them ({len(real) - ended.sum()} unfinished trials replayed as they ran)"
+            f"{name}: the replay ends {(last == ran)[ended].mean():.0%} of {ended.sum()} finished trials at the "
+            f"epoch the sweep ended them ({len(real) - ended.sum()} unfinished trials replayed as they ran)"
         )
+        return replayed
+    best = int(np.argmax(np.where(ran == cfg.scheduler.max_t, real["objective"], -np.inf)))
+    print(
+        f"{name} under grace {setting.sweep(cfg, 0).scheduler.grace_period}, reduction factor "
+        f"{setting.sweep(cfg, 0).scheduler.reduction_factor}: {last.sum()} trial-epochs against the sweep's "
+        f"{ran.sum()}; its best full-length trial {real['trial_id'][best]} "
+        f"{'runs to the end' if last[best] == cfg.scheduler.max_t else f'is stopped at epoch {last[best]}'}; "
+        f"{int((last > ran).sum())} trials would run epochs the sweep never ran (their figures are unknown)"
+    )
+    return replayed
 
 
 def main() -> None:
@@ -161,10 +181,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
     parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
-    parser.add_argument("--validate", nargs="+", metavar="SWEEP", help="only replay these real sweeps' decisions")
+    parser.add_argument(
+        "--validate",
+        nargs="+",
+        metavar="SWEEP",
+        help="only replay these real sweeps on their own curves (with --grace/--rf: what other ASHA settings do)",
+    )
     args = parser.parse_args()
     if args.validate:
-        return validate(args.validate)
+        for name in args.validate:
+            replay_sweep(name, args.grace, args.rf)
+        return
 
     cfg = load_config("sweep", [f"sweep={args.sweep}"], SweepConfig)
     record = table.read(args.record)
