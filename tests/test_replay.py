@@ -6,6 +6,7 @@ import pytest
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from wsl.compose import load_config
+from wsl.sweep import search
 from wsl.sweep.config import SweepConfig
 from wsl.sweep.replay import Setting, Surrogate, simulate
 
@@ -50,6 +51,13 @@ def test_tpe_under_asha_spends_fewer_trial_epochs_than_random_without_it():
     tpe = simulate(sweep(), Setting("optuna"), by_beta, seed=0)
     random = simulate(sweep(), Setting("random", asha=False), by_beta, seed=0)
     assert len(tpe) < len(random) and tpe["trial"].nunique() == 16
+
+
+def test_a_setting_reaches_the_scheduler_and_searcher_it_makes():
+    cfg = Setting("optuna", grace_period=2, reduction_factor=3, brackets=2, startup=8).sweep(sweep(), seed=5)
+    asha = search.scheduler(cfg)
+    assert [[rung for rung, _ in b._rungs] for b in asha._brackets] == [[6, 2], [6]]  # rungs at 2 and 6 epochs
+    assert (cfg.search.seed, cfg.search.startup, cfg.scheduler.grace_period) == (5, 8, 2)
 
 
 def test_the_same_seed_replays_the_same_sweep():

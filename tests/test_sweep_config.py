@@ -36,6 +36,8 @@ def test_named_sweeps_and_overrides_compose():
         ("scheduler.max_t=0", "must be >= scheduler.grace_period"),
         ("name=../evil", "plain identifier"),
         ("search.algorithm=grid", "search.algorithm='grid' is unknown"),
+        ("scheduler.brackets=0", "scheduler.brackets=0 must be >= 1"),
+        ("search.startup=0", "search.startup=0 must be >= 1"),
         ("space.loss.beta.high=1.5", r"sweep space loss.beta=1.5, .* expected in \[0, 1\]"),
         ("+space.model.heads={choices:[4,3]}", "sweep space model.heads=3, .* multiple of model.heads=3"),
         ("search.points_to_evaluate=[{loss.beta: 2.0}]", "search.points_to_evaluate .* loss.beta=2.0 is invalid"),

@@ -69,6 +69,7 @@ class SearchConfig:
     num_samples: int = 24
     max_concurrent: int = 2
     seed: int = 0
+    startup: int = 4  # TPE's random start-up trials (at least max_concurrent: the first batch is drawn blind)
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # dotted key -> value
     # earlier sweeps (names or globs) whose trials seed the Optuna study; one name alone may be given as text
     warm_start: Any = field(default_factory=list)
@@ -80,6 +81,7 @@ class SchedulerConfig:
     max_t: int = 12  # epochs of a trial that is not stopped early
     grace_period: int = 2
     reduction_factor: int = 3
+    brackets: int = 1  # ASHA's brackets: more hedge against a misleading first rung, at more compute
 
 
 @dataclass
@@ -142,6 +144,10 @@ class SweepConfig:
             raise WslError(f"scheduler.max_t={s.max_t} must be >= scheduler.grace_period={s.grace_period} >= 1")
         if s.reduction_factor < 2:
             raise WslError(f"scheduler.reduction_factor={s.reduction_factor} must be >= 2")
+        if s.brackets < 1:
+            raise WslError(f"scheduler.brackets={s.brackets} must be >= 1")
+        if self.search.startup < 1:
+            raise WslError(f"search.startup={self.search.startup} must be >= 1")
         if isinstance(self.search.warm_start, str):  # search.warm_start=NAME on the command line
             self.search.warm_start = [self.search.warm_start]
         if not all(isinstance(p, str) for p in self.search.warm_start):

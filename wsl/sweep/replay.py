@@ -42,12 +42,14 @@ CurveSource = Callable[[dict, int], Curve]
 
 @dataclass(frozen=True)
 class Setting:
-    """One way to search: who proposes, and whether ASHA stops trials (with which rungs)."""
+    """One way to search: who proposes, and whether ASHA stops trials (with which rungs); None: the sweep's."""
 
     algorithm: str = "optuna"  # optuna (pruned-aware) | optuna-stock | random
     asha: bool = True
-    grace_period: int | None = None  # None: the sweep's
+    grace_period: int | None = None
     reduction_factor: int | None = None
+    brackets: int | None = None
+    startup: int | None = None  # TPE's random start-up trials
 
     def sweep(self, cfg: SweepConfig, seed: int) -> SweepConfig:
         """``cfg`` searched this way, with ``seed`` for the searcher and for ASHA's bracket draws."""
@@ -57,9 +59,11 @@ class Setting:
             kind="asha" if self.asha else "fifo",
             grace_period=self.grace_period or s.grace_period,
             reduction_factor=self.reduction_factor or s.reduction_factor,
+            brackets=self.brackets or s.brackets,
         )
         algorithm = "optuna-stock" if self.algorithm == "random" else self.algorithm
-        return replace(cfg, search=replace(cfg.search, algorithm=algorithm, seed=seed), scheduler=scheduler)
+        searched = replace(cfg.search, algorithm=algorithm, seed=seed, startup=self.startup or cfg.search.startup)
+        return replace(cfg, search=searched, scheduler=scheduler)
 
 
 def simulate(

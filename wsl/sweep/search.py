@@ -89,7 +89,7 @@ def optuna_searcher(cfg: SweepConfig, storage=None, sampler=None):
         metric=OBJECTIVE,
         mode="max",
         points_to_evaluate=cfg.points() or None,
-        sampler=sampler or optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(4, s.max_concurrent)),
+        sampler=sampler or optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(s.startup, s.max_concurrent)),
         study_name=cfg.name,
         storage=storage,
     )
@@ -109,5 +109,6 @@ def scheduler(cfg: SweepConfig):
         mode="max",
         max_t=s.max_t,
         grace_period=s.grace_period,
+        brackets=s.brackets,
         reduction_factor=s.reduction_factor,
     )
