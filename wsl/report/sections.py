@@ -67,7 +67,10 @@ def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:
         section.notes.append("No promoted run yet: `wsl promote` marks the promoted trial here.")
     else:
         fig.add_trace(_final_runs(final))
-    fig.update_layout(xaxis_title=f"{X} (reconstructed / original test accuracy)", yaxis_title=f"{Y} (linear probe R²)")
+    fig.update_layout(
+        xaxis_title=f"{X} (share of inputs where reconstruction and original agree)",
+        yaxis_title=f"{Y} (linear probe R²)",
+    )
     section.notes.append(
         f"{len(points)} trials, {len(front)} on the front (both axes maximised; last reported values). "
         "Circles ran to max_t; diamonds were stopped early by ASHA."
