@@ -27,7 +27,7 @@ Protocol (issue 21):
   under the same ASHA.
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
-    python benchmarks/search_replay.py            # 30 seeds, four searches: a few minutes
+    python benchmarks/search_replay.py --png anytime.png   # 30 seeds, four searches: a few minutes
     python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2
     python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_replay.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
@@ -83,20 +83,47 @@ def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
     return np.array(judged)
 
 
+GRID = np.linspace(0, 1, 41)[1:]  # shares of random search's trial-epochs at which the any-time curves are read
+
+
 def one_seed(seed: int, cfg: SweepConfig, model: Surrogate, settings: dict[str, Setting]) -> dict:
-    """Per setting: the shares of random search's trial-epochs and seconds needed to reach its promoted config."""
+    """Per setting: the shares of random search's trial-epochs and seconds needed to reach its promoted
+    config, and the any-time regret (target minus the judged value of what it would promote) on ``GRID``."""
     reference = simulate(cfg, SETTINGS["random"], model.source(seed), seed)
     target = promoted_curve(reference, model)[-1]
     epochs_total, seconds_total = len(reference), reference["time_s"].max()
     out = {"seed": seed, "target": target}
     for name, setting in settings.items():
         epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed)
-        reached = np.flatnonzero(promoted_curve(epochs, model) >= target - 1e-12)
+        judged = promoted_curve(epochs, model)
+        reached = np.flatnonzero(judged >= target - 1e-12)
         hit = reached[0] if len(reached) else None
         out[f"{name} epochs"] = (hit + 1) / epochs_total if hit is not None else np.inf
         out[f"{name} seconds"] = epochs["time_s"].iloc[hit] / seconds_total if hit is not None else np.inf
-        out[f"{name} final"] = promoted_curve(epochs, model)[-1]
+        out[f"{name} final"] = judged[-1]
+        spent = np.arange(1, len(judged) + 1) / epochs_total
+        seen = np.searchsorted(spent, GRID, side="right") - 1  # the last epoch within each share; -1: none yet
+        out[f"{name} regret"] = np.where(seen >= 0, target - judged[np.maximum(seen, 0)], np.nan).tolist()
     return out
+
+
+def anytime_png(frame: pd.DataFrame, settings: list[str], path: str) -> None:
+    """Median any-time regret over seeds against the share of random search's trial-epochs, as a PNG."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name in [*settings, "random"]:
+        if f"{name} regret" in frame:
+            curves = np.array(frame[f"{name} regret"].tolist(), dtype=float)
+            fig.add_trace(go.Scatter(x=GRID, y=np.nanmedian(curves, axis=0), mode="lines", name=name))
+    fig.update_layout(
+        xaxis_title="share of random search's trial-epochs",
+        yaxis_title="median regret to random search's promoted config",
+        width=800,
+        height=500,
+    )
+    fig.write_image(path)
+    print(f"any-time curves: {path}")
 
 
 def iqm(values: np.ndarray) -> float:
@@ -181,6 +208,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
     parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
+    parser.add_argument("--png", default=None, help="draw the any-time curves here (needs Chrome/Chromium)")
     parser.add_argument(
         "--validate",
         nargs="+",
@@ -208,13 +236,15 @@ def main() -> None:
     seeds = _seeds(args.seeds)
     settings = {
         name: Setting(s.algorithm, s.asha, args.grace, args.rf) if s.asha else s for name, s in SETTINGS.items()
-    }
+    }  # "random" again (no ASHA): its any-time curve, and the target reached at 100% by construction
     with mp.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds)
     frame = pd.DataFrame(rows)
     if args.out:
-        table.write(args.out, frame)
+        table.write(args.out, frame.drop(columns=[c for c in frame if c.endswith(" regret")]))
     report(frame, [n for n in settings if n != "random"])
+    if args.png:
+        anytime_png(frame, [n for n in settings if n != "random"], args.png)
 
 
 def _seeds(text: str) -> list[int]:
