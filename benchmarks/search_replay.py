@@ -46,14 +46,16 @@ from scipy.stats import spearmanr, wilcoxon
 from wsl import table
 from wsl.compose import load_config, load_yaml
 from wsl.sweep.config import SweepConfig, upgrade
-from wsl.sweep.replay import Setting, Surrogate, recorded, simulate
+from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, warm_trials
 
 BAR_SPEARMAN = 0.8  # rank correlation of predicted and recorded final objective on held-out configs, at least
 BAR_NOISE = 2.0  # held-out mean absolute error at most this many times one run's seed noise
 WITHIN = 0.4  # the issue's target share of random search's compute
 
+WARM = "tpe+asha warm"  # warm-started from an earlier sweep (tpe+asha, another seed) on the same zoo
 SETTINGS = {
     "tpe+asha": Setting("optuna"),
+    WARM: Setting("optuna"),
     "stock tpe+asha": Setting("optuna-stock"),
     "random+asha": Setting("random"),
     "random": Setting("random", asha=False),
@@ -89,12 +91,15 @@ GRID = np.linspace(0, 1, 41)[1:]  # shares of random search's trial-epochs at wh
 def one_seed(seed: int, cfg: SweepConfig, model: Surrogate, settings: dict[str, Setting]) -> dict:
     """Per setting: the shares of random search's trial-epochs and seconds needed to reach its promoted
     config, and the any-time regret (target minus the judged value of what it would promote) on ``GRID``."""
-    reference = simulate(cfg, SETTINGS["random"], model.source(seed), seed)
+    # the target's own draws: a seed no tested setting uses (TPE's start-up and random+asha draw with ``seed``)
+    reference = simulate(cfg, SETTINGS["random"], model.source(seed), seed + 10_000)
     target = promoted_curve(reference, model)[-1]
     epochs_total, seconds_total = len(reference), reference["time_s"].max()
     out = {"seed": seed, "target": target}
+    earlier = simulate(cfg, SETTINGS["tpe+asha"], model.source(seed + 2_000_000), seed + 5_000)
     for name, setting in settings.items():
-        epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed)
+        warm = warm_trials(cfg, earlier) if name == WARM else None
+        epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed, warm=warm)
         judged = promoted_curve(epochs, model)
         reached = np.flatnonzero(judged >= target - 1e-12)
         hit = reached[0] if len(reached) else None
@@ -142,13 +147,13 @@ def bootstrap(values: np.ndarray, stat, rounds: int = 2000, seed: int = 0) -> tu
 
 def report(frame: pd.DataFrame, settings: list[str]) -> None:
     print(f"\n{len(frame)} seeds; share of random search's compute to reach its promoted config (inf: never)")
-    print(f"{'search':<16} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10}")
+    print(f"{'search':<18} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10}")
     for name in settings:
         for unit in ("epochs", "seconds"):
             v = frame[f"{name} {unit}"].to_numpy()
             lo, hi = bootstrap(v, iqm)
             print(
-                f"{name:<16} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
+                f"{name:<18} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
                 f"{(v <= WITHIN).mean():>10.0%}"
             )
     for a, b in (("tpe+asha", "stock tpe+asha"), ("tpe+asha", "random+asha")):

@@ -8,7 +8,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from wsl.compose import load_config
 from wsl.sweep import search
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.replay import Setting, Surrogate, simulate
+from wsl.sweep.replay import Setting, Surrogate, simulate, warm_trials
 
 MAX_T = 6
 
@@ -58,6 +58,17 @@ def test_a_setting_reaches_the_scheduler_and_searcher_it_makes():
     asha = search.scheduler(cfg)
     assert [[rung for rung, _ in b._rungs] for b in asha._brackets] == [[6, 2], [6]]  # rungs at 2 and 6 epochs
     assert (cfg.search.seed, cfg.search.startup, cfg.scheduler.grace_period) == (5, 8, 2)
+
+
+def test_a_warm_started_replay_starts_from_an_earlier_sweeps_trials():
+    earlier = simulate(sweep(), Setting("optuna"), by_beta, seed=1)
+    warm = warm_trials(sweep(), earlier)
+    cold = simulate(sweep(), Setting("optuna"), by_beta, seed=0)
+    warmed = simulate(sweep(), Setting("optuna"), by_beta, seed=0, warm=warm)
+    assert len(warm) == 16 and {t.state.name for t in warm} == {"COMPLETE", "PRUNED"}
+    first = lambda epochs: epochs.groupby("trial").first()["loss.beta"]  # noqa: E731
+    assert first(warmed).iloc[0] != first(cold).iloc[0]  # TPE models from its first proposal on
+    assert first(warmed).head(4).max() < 0.3  # ... and proposes the low beta the earlier trials found good
 
 
 def test_the_same_seed_replays_the_same_sweep():

@@ -117,7 +117,7 @@ def test_the_sweeps_searcher_proposes_from_the_seeded_study(tmp_path):
     earlier(tmp_path)
     cfg = sweep("search.warm_start=old", "search.points_to_evaluate=[]")
     journal = tmp_path / "new.journal"
-    warmstart.seed_study(search.study_storage(journal), cfg.name, warmstart.seeds(cfg, tmp_path))
+    warmstart.seed_study(search.study_storage(journal), cfg.name, warmstart.seeds(cfg, tmp_path).trials)
     alg = search.searcher(cfg, journal)
     alg.set_search_properties(None, None, search.tune_space(cfg))
     alg.suggest("t0")

@@ -25,13 +25,14 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.trial import FrozenTrial
 from ray.tune.schedulers import TrialScheduler
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 
 from wsl import table
-from wsl.sweep import search
+from wsl.sweep import search, warmstart
 from wsl.sweep.config import SweepConfig
 
 Curve = tuple[np.ndarray, np.ndarray]
@@ -67,19 +68,25 @@ class Setting:
 
 
 def simulate(
-    cfg: SweepConfig, setting: Setting, source: CurveSource, seed: int, proposals: list[dict] | None = None
+    cfg: SweepConfig,
+    setting: Setting,
+    source: CurveSource,
+    seed: int,
+    proposals: list[dict] | None = None,
+    warm: list[FrozenTrial] | None = None,
 ) -> pd.DataFrame:
     """One sweep of ``cfg`` searched by ``setting``; its epochs in the order they arrived.
 
     ``proposals``: configs to start in this order instead of asking the
     searcher (a recorded sweep's, to check ASHA's decisions against it).
+    ``warm``: earlier trials put in the searcher's study first (``search.warm_start``; ``warm_trials``).
     Columns: ``trial`` (start order), ``epoch``, ``objective``, ``time_s``
     (simulated seconds since the sweep started), ``stopped`` (the trial's last
     epoch, by ASHA or at max_t), and the trial's config as dotted keys.
     """
     cfg = setting.sweep(cfg, seed)
     np.random.seed(seed)  # ASHA draws each trial's bracket with numpy's global generator
-    alg = _Proposals(proposals) if proposals is not None else _searcher(cfg, setting, seed)
+    alg = _Proposals(proposals) if proposals is not None else _searcher(cfg, setting, seed, warm or [])
     scheduler = search.scheduler(cfg)
     max_t, clock, rows = cfg.scheduler.max_t, [], []
     total = cfg.search.num_samples if proposals is None else len(proposals)
@@ -120,11 +127,23 @@ def simulate(
     return pd.DataFrame(rows)
 
 
-def _searcher(cfg: SweepConfig, setting: Setting, seed: int):
+def _searcher(cfg: SweepConfig, setting: Setting, seed: int, warm: list[FrozenTrial]):
     sampler = optuna.samplers.RandomSampler(seed=seed) if setting.algorithm == "random" else None
-    alg = search.optuna_searcher(cfg, sampler=sampler)
+    storage = optuna.storages.InMemoryStorage()
+    warmstart.seed_study(storage, cfg.name, warm)  # the searcher loads this study, as a real sweep's does
+    alg = search.optuna_searcher(cfg, storage=storage, sampler=sampler)
     alg.set_search_properties(None, None, search.tune_space(cfg))
     return alg
+
+
+def warm_trials(cfg: SweepConfig, epochs: pd.DataFrame) -> list[FrozenTrial]:
+    """A simulated sweep's trials (``simulate``'s epochs) as ``search.warm_start`` would tell them to ``cfg``."""
+    trials = []
+    for _, rows in epochs.groupby("trial", sort=True):
+        curve = dict(zip(rows["epoch"], rows["objective"], strict=True))
+        trial = warmstart.as_trial(cfg, rows.iloc[0][list(cfg.params())].to_dict(), curve)
+        trials += [trial] if trial is not None else []
+    return trials
 
 
 class _Proposals:

@@ -151,7 +151,7 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     try:
         write_text(directory / table.SWEEP_FILE, yaml.safe_dump(asdict(cfg), sort_keys=False))
         if seeds is not None:
-            warmstart.seed_study(search.study_storage(directory / table.JOURNAL), cfg.name, seeds)
+            warmstart.seed_study(search.study_storage(directory / table.JOURNAL), cfg.name, seeds.trials)
             print(seeds.summary(), flush=True)
         tuner = tune.Tuner(
             trainable(cfg, zoo),

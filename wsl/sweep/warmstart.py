@@ -86,8 +86,6 @@ def earlier_sweeps(root: Path, patterns: list[str], exclude: str) -> list[Path]:
 
 def seeds(cfg: SweepConfig, root: Path) -> Seeds:
     """The trials of the sweeps ``cfg.search.warm_start`` names, as Optuna trials of ``cfg``'s study."""
-    space = distributions(cfg)
-    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}
     trials, outside, unfinished, sweeps = [], 0, 0, []
     for directory in earlier_sweeps(root, cfg.search.warm_start, cfg.name):
         weights = _weights(directory)
@@ -102,21 +100,32 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
         for _, row in rows.iterrows():
             if row["status"] == table.PROMOTED:
                 continue
-            params = {key: table.cell(row.get(key)) for key in space}
             curve = curves.get(row["trial_id"], {})
             if row["status"] not in table.FINISHED or not curve:
                 unfinished += 1
-            elif not _inside(params, space) or any(table.cell(row.get(k)) != v for k, v in fixed.items()):
-                outside += 1
-            else:
-                trials.append(_trial(params, space, curve, cfg.scheduler.max_t))
+                continue
+            trial = as_trial(cfg, {key: table.cell(row.get(key)) for key in cfg.params()}, curve)
+            outside += trial is None
+            trials += [trial] if trial is not None else []
     return Seeds(trials, sweeps, outside, unfinished)
 
 
-def seed_study(storage, name: str, found: Seeds) -> None:
+def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, float]) -> FrozenTrial | None:
+    """A finished earlier trial (its values of ``cfg``'s keys, its objective per epoch) as told to ``cfg``'s
+    study: complete at ``max_t`` if it got there, else pruned; None if ``cfg``'s space cannot hold it."""
+    space = distributions(cfg)
+    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}
+    params = {key: values[key] for key in space}
+    if not _inside(params, space) or any(values[k] != v for k, v in fixed.items()):
+        return None
+    return _trial(params, space, curve, cfg.scheduler.max_t)
+
+
+def seed_study(storage, name: str, trials: list[FrozenTrial]) -> None:
     """Create study ``name`` in ``storage`` (the one the sweep's searcher then loads) holding the earlier trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is noise beside the sweep's
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
-    study.add_trials(found.trials)
+    study.add_trials(trials)
 
 
 def _weights(directory: Path) -> dict[str, float]:
