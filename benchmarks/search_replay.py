@@ -28,7 +28,7 @@ Protocol (issue 21):
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
     python benchmarks/search_replay.py --png anytime.png   # 30 seeds, four searches: a few minutes
-    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2
+    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2 --brackets 2 --smoothing best
     python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_replay.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
@@ -209,6 +209,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-29", help="a range a-b or a list a,b,c")
     parser.add_argument("--grace", type=int, default=None)
     parser.add_argument("--rf", type=int, default=None)
+    parser.add_argument("--brackets", type=int, default=None)
+    parser.add_argument("--startup", type=int, default=None, help="TPE's random start-up trials")
+    parser.add_argument("--smoothing", default="last", choices=["last", "best", "mean3"])
     parser.add_argument("--surrogate", default="forest", choices=["forest", "knn"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
@@ -239,8 +242,10 @@ def main() -> None:
     if not ok and not args.anyway:
         raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
     seeds = _seeds(args.seeds)
+    tuned = dict(grace_period=args.grace, reduction_factor=args.rf, brackets=args.brackets)
     settings = {
-        name: Setting(s.algorithm, s.asha, args.grace, args.rf) if s.asha else s for name, s in SETTINGS.items()
+        name: Setting(s.algorithm, True, **tuned, startup=args.startup, smoothing=args.smoothing) if s.asha else s
+        for name, s in SETTINGS.items()
     }  # "random" again (no ASHA): its any-time curve, and the target reached at 100% by construction
     with mp.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds)
