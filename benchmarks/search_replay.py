@@ -28,7 +28,8 @@ Protocol (issue 21):
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
     python benchmarks/search_replay.py --png anytime.png   # 30 seeds, four searches: a few minutes
-    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2 --brackets 2 --smoothing best
+    python benchmarks/search_replay.py --tune --seeds 0-29     # tune TPE+ASHA's setting on seeds 0-29 ...
+    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2 --brackets 2 --smoothing best   # report
     python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_replay.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
@@ -36,6 +37,7 @@ Protocol (issue 21):
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 from functools import partial
 
@@ -202,6 +204,29 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
     return replayed
 
 
+# The grid ``--tune`` searches for the shipped TPE+ASHA setting (on the tuning seeds only).
+GRID_TUNE = {
+    "grace_period": (1, 2, 3),
+    "reduction_factor": (2, 3, 4),
+    "brackets": (1, 2),
+    "startup": (4, 8),
+    "smoothing": ("last", "best", "mean3"),
+}
+
+
+def tune(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int) -> None:
+    """Every combination of ``GRID_TUNE`` for TPE+ASHA on ``seeds``: median and share within 40%, best first."""
+
+    combos = [dict(zip(GRID_TUNE, values, strict=True)) for values in itertools.product(*GRID_TUNE.values())]
+    settings = {str(c): Setting("optuna", **c) for c in combos}
+    with mp.get_context("fork").Pool(jobs) as pool:
+        frame = pd.DataFrame(pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds))
+    rows = [(np.median(frame[f"{name} epochs"]), (frame[f"{name} epochs"] <= WITHIN).mean(), name) for name in settings]
+    print(f"{len(seeds)} tuning seeds, {len(combos)} settings of TPE+ASHA; median share of random's trial-epochs")
+    for median, within, name in sorted(rows)[:10]:
+        print(f"  {median:.2f}  within 40%: {within:.0%}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", default="benchmarks/data/curves.parquet")
@@ -217,6 +242,7 @@ def main() -> None:
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
     parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
     parser.add_argument("--png", default=None, help="draw the any-time curves here (needs Chrome/Chromium)")
+    parser.add_argument("--tune", action="store_true", help="search GRID_TUNE on --seeds (tuning seeds) instead")
     parser.add_argument(
         "--validate",
         nargs="+",
@@ -242,6 +268,8 @@ def main() -> None:
     if not ok and not args.anyway:
         raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
     seeds = _seeds(args.seeds)
+    if args.tune:
+        return tune(cfg, model, seeds, args.jobs)
     tuned = dict(grace_period=args.grace, reduction_factor=args.rf, brackets=args.brackets)
     settings = {
         name: Setting(s.algorithm, True, **tuned, startup=args.startup, smoothing=args.smoothing) if s.asha else s
