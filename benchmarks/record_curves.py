@@ -54,10 +54,11 @@ def draw(params: dict[str, Param], index: int) -> dict:
         elif kind == "choice":
             values[key] = p.choices[int(rng.integers(len(p.choices)))]
         else:
-            low, high = (np.log(p.low), np.log(p.high)) if p.log else (p.low, p.high)
+            high = p.high + 1 if p.integer else p.high  # an integer range includes its upper bound
+            low, high = (np.log(p.low), np.log(high)) if p.log else (p.low, high)
             value = float(rng.uniform(low, high))
             value = float(np.exp(value)) if p.log else value
-            values[key] = int(round(value)) if p.integer else value
+            values[key] = min(int(np.floor(value)), int(p.high)) if p.integer else value
     return values
 
 

@@ -3,13 +3,13 @@
 Every search runs on ``wsl.sweep.replay.simulate``: the real searchers (our
 pruned-aware ``OptunaSearch``, the stock one, random draws) and Ray's
 ``ASHAScheduler``, with each proposed config's learning curve answered by a
-k-nearest-neighbour surrogate of the record ``benchmarks/record_curves.py``
+surrogate (extremely randomised trees, or ``--surrogate knn``) of the record ``benchmarks/record_curves.py``
 writes (plus one run's seed noise), ``search.max_concurrent`` trials at a time
 on a clock of the recorded epoch seconds.
 
 Protocol (issue 21):
-- the surrogate's accuracy is checked first, on held-out configs (leave one
-  out), against the seed-to-seed noise of the repeated configs: the bar is
+- the surrogate's accuracy is checked first, on held-out configs (10-fold),
+  against the seed-to-seed noise of the repeated configs: the bar is
   fixed here (``BAR_SPEARMAN``, ``BAR_NOISE``) and the replay refuses to run
   below it (``--anyway`` runs it all the same, for a look);
 - per seed, the target is what random search without early stopping
@@ -22,14 +22,14 @@ Protocol (issue 21):
   defined; the interquartile mean is ``inf`` when a quarter or more of the
   seeds never reach it, and it is printed so);
 - printed: median, interquartile mean with a 95% bootstrap interval, share
-  of seeds within 40%, and Wilcoxon signed-rank tests of the pruned-aware
+  of seeds within 40%, any-time regret curves (``--png``), and Wilcoxon signed-rank tests of the pruned-aware
   search against the stock one and of TPE under ASHA against random draws
   under the same ASHA.
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
-    python benchmarks/search_replay.py --png anytime.png   # 30 seeds, four searches: a few minutes
+    python benchmarks/search_replay.py --png anytime.png   # 30 seeds, six searches: a few minutes
     python benchmarks/search_replay.py --tune --seeds 0-29     # tune TPE+ASHA's setting on seeds 0-29 ...
-    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2 --brackets 2 --smoothing best   # report
+    python benchmarks/search_replay.py --seeds 100-129 --grace 1 --rf 2 --brackets 2   # ... report on others
     python benchmarks/search_replay.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_replay.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
@@ -72,18 +72,23 @@ def check_surrogate(model: Surrogate) -> tuple[float, float, float]:
 
 
 def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
-    """After each arriving epoch: the surrogate's mean final objective of the trial with the best last value.
+    """After each arriving epoch: the surrogate's mean final objective of the trial a promotion would pick.
 
-    The trial a promotion picks now (``wsl promote``: best objective in the table, i.e. at a trial's
-    latest epoch), judged by the one fixed measure: what that config reaches at max_t on average.
+    ``wsl promote`` picks, among the trials that ended (ran to max_t or were stopped by ASHA), the one
+    with the best objective over its epochs; it is judged by the one fixed measure, what its config
+    reaches at max_t on average (-inf while no trial has ended).
     """
-    configs = epochs.groupby("trial").first()[list(model.params)]
-    finals = {trial: model.mean(configs.loc[trial].to_dict())[0][-1] for trial in configs.index}
-    latest: dict[int, float] = {}
+    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
+    configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
+    finals = {trial: model.mean(config)[0][-1] for trial, config in configs.items()}
+    best: dict[int, float] = {}
+    ended: dict[int, float] = {}
     judged = []
-    for trial, value in zip(epochs["trial"], epochs["objective"], strict=True):
-        latest[trial] = value
-        judged.append(finals[max(latest, key=latest.get)])
+    for trial, value, stopped in zip(epochs["trial"], epochs["objective"], epochs["stopped"], strict=True):
+        best[trial] = max(best.get(trial, -np.inf), value)
+        if stopped:
+            ended[trial] = best[trial]
+        judged.append(finals[max(ended, key=ended.get)] if ended else -np.inf)
     return np.array(judged)
 
 
@@ -210,7 +215,6 @@ GRID_TUNE = {
     "reduction_factor": (2, 3, 4),
     "brackets": (1, 2),
     "startup": (4, 8),
-    "smoothing": ("last", "best", "mean3"),
 }
 
 
@@ -224,7 +228,7 @@ def tune(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int) -> Non
     rows = [(np.median(frame[f"{name} epochs"]), (frame[f"{name} epochs"] <= WITHIN).mean(), name) for name in settings]
     print(f"{len(seeds)} tuning seeds, {len(combos)} settings of TPE+ASHA; median share of random's trial-epochs")
     for median, within, name in sorted(rows)[:10]:
-        print(f"  {median:.2f}  within 40%: {within:.0%}  {name}")
+        print(f"  {median:.2f}  within 40%: {-within:.0%}  {name}")
 
 
 def main() -> None:
@@ -236,7 +240,6 @@ def main() -> None:
     parser.add_argument("--rf", type=int, default=None)
     parser.add_argument("--brackets", type=int, default=None)
     parser.add_argument("--startup", type=int, default=None, help="TPE's random start-up trials")
-    parser.add_argument("--smoothing", default="last", choices=["last", "best", "mean3"])
     parser.add_argument("--surrogate", default="forest", choices=["forest", "knn"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
@@ -258,6 +261,11 @@ def main() -> None:
     cfg = load_config("sweep", [f"sweep={args.sweep}"], SweepConfig)
     record = table.read(args.record)
     model = Surrogate(record, cfg.params(), kind=args.surrogate)
+    if model.max_t != cfg.scheduler.max_t:
+        raise SystemExit(
+            f"{args.record} holds {model.max_t} epochs a run, sweep={args.sweep} has max_t {cfg.scheduler.max_t}: "
+            "record with the sweep's max_t (record_curves.py --max-t) or pass --sweep of the record"
+        )
     rho, mae, noise = check_surrogate(model)
     ok = rho >= BAR_SPEARMAN and mae <= BAR_NOISE * noise
     print(
@@ -272,9 +280,8 @@ def main() -> None:
         return tune(cfg, model, seeds, args.jobs)
     tuned = dict(grace_period=args.grace, reduction_factor=args.rf, brackets=args.brackets)
     settings = {
-        name: Setting(s.algorithm, True, **tuned, startup=args.startup, smoothing=args.smoothing) if s.asha else s
-        for name, s in SETTINGS.items()
-    }  # "random" again (no ASHA): its any-time curve, and the target reached at 100% by construction
+        name: Setting(s.algorithm, True, **tuned, startup=args.startup) if s.asha else s for name, s in SETTINGS.items()
+    }  # "random" again (no ASHA), other draws than the target's: an independent repeat, for its any-time curve
     with mp.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds)
     frame = pd.DataFrame(rows)

@@ -8,7 +8,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from wsl.compose import load_config
 from wsl.sweep import search
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.replay import Setting, Surrogate, simulate, smoothed, warm_trials
+from wsl.sweep.replay import Setting, Surrogate, simulate, warm_trials
 
 MAX_T = 6
 
@@ -69,11 +69,6 @@ def test_a_warm_started_replay_starts_from_an_earlier_sweeps_trials():
     first = lambda epochs: epochs.groupby("trial").first()["loss.beta"]  # noqa: E731
     assert first(warmed).iloc[0] != first(cold).iloc[0]  # TPE models from its first proposal on
     assert first(warmed).head(4).max() < 0.3  # ... and proposes the low beta the earlier trials found good
-
-
-@pytest.mark.parametrize(("how", "expected"), [("last", [3, 1, 2, 0]), ("best", [3, 3, 3, 3]), ("mean3", [3, 2, 2, 1])])
-def test_a_trial_reports_its_objective_smoothed_as_the_setting_says(how, expected):
-    assert smoothed(np.array([3.0, 1, 2, 0]), how).tolist() == expected
 
 
 def test_the_same_seed_replays_the_same_sweep():

@@ -51,7 +51,6 @@ class Setting:
     reduction_factor: int | None = None
     brackets: int | None = None
     startup: int | None = None  # TPE's random start-up trials
-    smoothing: str = "last"  # what a trial reports each epoch: last (the epoch's objective) | best (so far) | mean3
 
     def sweep(self, cfg: SweepConfig, seed: int) -> SweepConfig:
         """``cfg`` searched this way, with ``seed`` for the searcher and for ASHA's bracket draws."""
@@ -99,7 +98,6 @@ def simulate(
             trial = SimpleNamespace(trial_id=f"t{started}")
             config = alg.suggest(trial.trial_id)
             objective, seconds = source(config, started)
-            objective = smoothed(np.asarray(objective, dtype=float), setting.smoothing)
             running[started] = {"trial": trial, "config": config, "objective": objective, "seconds": seconds}
             scheduler.on_trial_add(None, trial)
             heapq.heappush(clock, (now + seconds[0], started, 1))
@@ -129,17 +127,6 @@ def simulate(
     return pd.DataFrame(rows)
 
 
-def smoothed(objective: np.ndarray, how: str) -> np.ndarray:
-    """[max_t] per-epoch objective -> what the trial reports at each epoch: it, its best so far, or the mean
-    of its last three epochs (a trial's noise moves the objective by ~0.02 from one epoch to the next)."""
-    if how == "best":
-        return np.maximum.accumulate(objective)
-    if how == "mean3":
-        total = np.cumsum(objective)
-        return (total - np.concatenate([np.zeros(3), total[:-3]])) / np.minimum(np.arange(1, len(objective) + 1), 3)
-    return objective
-
-
 def _searcher(cfg: SweepConfig, setting: Setting, seed: int, warm: list[FrozenTrial]):
     sampler = optuna.samplers.RandomSampler(seed=seed) if setting.algorithm == "random" else None
     storage = optuna.storages.InMemoryStorage()
@@ -151,10 +138,13 @@ def _searcher(cfg: SweepConfig, setting: Setting, seed: int, warm: list[FrozenTr
 
 def warm_trials(cfg: SweepConfig, epochs: pd.DataFrame) -> list[FrozenTrial]:
     """A simulated sweep's trials (``simulate``'s epochs) as ``search.warm_start`` would tell them to ``cfg``."""
+    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}  # not in simulate's rows
+    searched = [k for k in cfg.params() if k not in fixed]
     trials = []
     for _, rows in epochs.groupby("trial", sort=True):
         curve = dict(zip(rows["epoch"], rows["objective"], strict=True))
-        trial = warmstart.as_trial(cfg, rows.iloc[0][list(cfg.params())].to_dict(), curve)
+        values = {**fixed, **rows.iloc[0][searched].to_dict()}
+        trial = warmstart.as_trial(cfg, values, curve)
         trials += [trial] if trial is not None else []
     return trials
 
@@ -178,7 +168,8 @@ class _Proposals:
 def recorded(trials: pd.DataFrame, epochs: pd.DataFrame, keys: list[str], max_t: int) -> tuple[list[dict], CurveSource]:
     """A finished sweep's trials that reported, in the order they started: their configs and their curves.
 
-    The source answers trial ``n`` with its recorded objective and seconds; an
+    The source answers trial ``n`` with its recorded objective and the seconds
+    between its reports (``reported_at``; ``time_s`` in tables without it); an
     epoch the sweep never ran (ASHA stopped the trial there) repeats its last
     one, so a replay under gentler stopping runs on, and shows as a different decision.
     """
@@ -188,7 +179,11 @@ def recorded(trials: pd.DataFrame, epochs: pd.DataFrame, keys: list[str], max_t:
 
     def curve(config: dict, number: int) -> Curve:
         c = curves[number]
-        return _padded(c["objective"].to_numpy(), max_t), _padded(c["time_s"].to_numpy(), max_t)
+        seconds = c["time_s"].to_numpy()
+        if "reported_at" in c:  # arrival order is what ASHA saw: seconds between reports, checkpointing included
+            reported = c["reported_at"].to_numpy()
+            seconds = np.diff(reported, prepend=reported[0] - seconds[0])
+        return _padded(c["objective"].to_numpy(), max_t), _padded(seconds, max_t)
 
     return configs, curve
 
@@ -239,7 +234,7 @@ class Surrogate:
         for key, p in self.params.items():
             kind = p.kind(key)
             if kind == "choice":
-                out += [float(str(config[key]) == str(c)) for c in p.choices]
+                out += [float(config[key] == c) for c in p.choices]
             elif kind == "range":
                 low, high, value = (p.low, p.high, config[key])
                 if p.log:
