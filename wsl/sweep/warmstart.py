@@ -13,8 +13,8 @@ as the sweep itself would have told it:
 
 The objective must be the same (a value of another objective would mislead
 TPE); a trial whose values the new space cannot hold (outside a range, not
-among the choices, another fixed value) is left out and counted. Optuna only:
-no Ray here.
+among the choices, another fixed value) is left out and counted. The space's
+distributions are the ones Ray's ``OptunaSearch`` builds, by its own conversion.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import numpy as np
 import optuna
 import pandas as pd
 import yaml
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
+from ray.tune.search.optuna import OptunaSearch
 
 from wsl import table
 from wsl.errors import WslError
+from wsl.sweep import search
 from wsl.sweep.config import SweepConfig, objective_weights
 
 
@@ -54,19 +56,9 @@ class Seeds:
 
 
 def distributions(cfg: SweepConfig) -> dict[str, BaseDistribution]:
-    """The searched keys of ``cfg`` as the Optuna distributions Ray's OptunaSearch makes of them."""
-    out: dict[str, BaseDistribution] = {}
-    for key, p in cfg.params().items():
-        kind = p.kind(key)
-        if kind == "choice":
-            out[key] = CategoricalDistribution(list(p.choices))
-        elif kind == "range":
-            out[key] = (
-                IntDistribution(int(p.low), int(p.high), log=p.log)
-                if p.integer
-                else FloatDistribution(p.low, p.high, log=p.log)
-            )
-    return out
+    """The searched keys of ``cfg`` as the Optuna distributions Ray's OptunaSearch makes of them (by its own
+    conversion: TPE keeps a seeded trial only where the distributions are equal)."""
+    return OptunaSearch.convert_search_space(search.tune_space(cfg))
 
 
 def earlier_sweeps(root: Path, patterns: list[str], exclude: str) -> list[Path]:
