@@ -1,311 +1,341 @@
-"""Does Optuna + ASHA find a good config with fewer trial-epochs than random search?
+"""Does the shipped search reach random search's best with less compute? A replay over many paired seeds.
 
-Three searches over the default sweep's space on the default zoo, the same
-trial budget and seeds, each a real `wsl sweep` on local Ray:
+Every search runs on ``wsl.sweep.replay.simulate``: the real searchers (our
+pruned-aware ``OptunaSearch``, the stock one, random draws) and Ray's
+``ASHAScheduler``, with each proposed config's learning curve answered by a
+surrogate (random forests) of the record ``benchmarks/record_curves.py``
+writes (plus one run's seed noise), ``search.max_concurrent`` trials at a time
+on a clock of the recorded epoch seconds.
 
-- `wsl`    : Optuna TPE + ASHA, ASHA-stopped trials told to the study as pruned (our fix);
-- `stock`  : Ray's OptunaSearch + ASHA as shipped (stopped trials told as complete, truncated value);
-- `random` : random search, no early stopping (every trial runs max_t epochs).
+Protocol (issue 21):
+- the surrogate's accuracy is checked first, on held-out configs (10-fold),
+  against the seed-to-seed noise of the repeated configs: the bar is
+  fixed here (``BAR_SPEARMAN``, ``BAR_NOISE``) and the replay refuses to run
+  below it (``--anyway`` runs it all the same, for a look);
+- per seed, the target is what random search without early stopping
+  promotes (its best trial by last objective, judged by the surrogate's mean
+  final objective of that config) with the same trial count; every setting
+  is judged the same way, any time: the config it would promote now;
+- the compute a setting needs to first reach the target, as a share of
+  random search's (trial-epochs, and simulated seconds); a search that never
+  reaches it counts as needing more than 100% (``inf``: the median is
+  defined; the interquartile mean is ``inf`` when a quarter or more of the
+  seeds never reach it, and it is printed so);
+- printed: median, interquartile mean with a 95% bootstrap interval, share
+  of seeds within 40%, any-time regret curves (``--png``), and Wilcoxon signed-rank tests of the pruned-aware
+  search against the stock one and of TPE under ASHA against random draws
+  under the same ASHA.
 
-For each seed it prints the best objective each search reached, the
-trial-epochs it spent, random search's best within that many trial-epochs
-(the same compute), and how many trial-epochs it took to first reach random
-search's best (results in the order the epochs arrived). The same two
-figures again for the best *final* objective, a full-length trial's value
-at its last epoch: the best of every epoch rewards epoch-to-epoch noise,
-and random search sees the most epochs. The target is judged on the first.
-From random search's table (every trial runs to the end) it also prints how
-well the objective at ASHA's first rung ranks the final one (what ASHA
-relies on), and, replaying Ray's own rung rule on that table, what ASHA's
-stopping alone would spend on random search's very draws. With two seeds or
-more, the same replay gives the target's chance level: how often random
-draws under ASHA reach *another* seed's random best within 40%.
-
-    python benchmarks/search_efficiency.py                     # 12 trials x 6 epochs, 2 seeds: about 50 min
-    python benchmarks/search_efficiency.py --seeds 3 --trials 24   # RESULTS.md's first table: about 95 min
-    python benchmarks/search_efficiency.py --trials 24 --max-t 18 --grace 2   # rungs 2, 6, 18: about 45 min a seed
-    python benchmarks/search_efficiency.py --grace 2 --rf 2   # later first rung, gentler stopping
-    python benchmarks/search_efficiency.py --first-seed 2 --searches wsl   # more seeds, without stock
-    python benchmarks/search_efficiency.py --keep /tmp/se   # keep the tables: WSL_RESULTS=/tmp/se wsl results 'wsl-*'
-    python benchmarks/search_efficiency.py --rf 4 --searches wsl --from /tmp/se   # other ASHA, same random runs
-    python benchmarks/search_efficiency.py --trials 24 --max-t 18 --grace 2 --first-seed 2 --seeds 4 \
-        --searches wsl --from /tmp/se   # every table kept already: prints in seconds
-
-Target (issue 4): reach random search's best objective with <= 40% of its trial-epochs.
+    python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
+    python benchmarks/search_efficiency.py --png anytime.png   # 30 seeds, six searches: a few minutes
+    python benchmarks/search_efficiency.py --tune --seeds 0-29     # tune TPE+ASHA's setting on seeds 0-29 ...
+    python benchmarks/search_efficiency.py --seeds 100-129 --grace 1 --rf 2 --brackets 2   # ... report on others
+    python benchmarks/search_efficiency.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
+    python benchmarks/search_efficiency.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import subprocess
-import sys
-import tempfile
-from contextlib import nullcontext
+import multiprocessing as mp
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from ray.tune.schedulers import TrialScheduler
-from ray.tune.schedulers.async_hyperband import _Bracket
+from scipy.stats import spearmanr, wilcoxon
 
-from wsl.compose import load_yaml
+from wsl import table
+from wsl.compose import load_config, load_yaml
+from wsl.sweep import warmstart
 from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, warm_trials
 
-TARGET_SHARE = 0.4  # issue 4: reach random search's best within this share of its trial-epochs
-NOISE_EPOCHS = 6  # the last epochs over which epoch_noise measures the objective's epoch-to-epoch change
+BAR_SPEARMAN = 0.8  # rank correlation of predicted and recorded final objective on held-out configs, at least
+BAR_NOISE = 2.0  # held-out mean absolute error at most this many times one run's seed noise
+WITHIN = 0.4  # the issue's target share of random search's compute
 
-SEARCHES = {
-    "wsl": ["search.algorithm=optuna", "scheduler.kind=asha"],
-    "stock": ["search.algorithm=optuna-stock", "scheduler.kind=asha"],
-    "random": ["search.algorithm=random", "scheduler.kind=fifo"],
+WARM = "tpe+asha warm"  # warm-started from an earlier sweep (tpe+asha, another seed) on the same zoo
+OTHER = "tpe+asha warm other"  # warm-started from a real sweep's trials (--warm-from), e.g. on another zoo
+SETTINGS = {
+    "tpe+asha": Setting("optuna"),
+    WARM: Setting("optuna"),
+    "stock tpe+asha": Setting("optuna-stock"),
+    "random+asha": Setting("random"),
+    "random": Setting("random", asha=False),
 }
 
 
-def run(search: str, seed: int, args, root: str) -> pd.DataFrame:
-    """One sweep; its epochs table in arrival order."""
-    name = f"{search}-{seed}"
-    overrides = [
-        f"zoo={Path(args.zoo).resolve()}",
-        f"name={name}",
-        f"search.seed={seed}",
-        f"search.num_samples={args.trials}",
-        "search.points_to_evaluate=[]",
-        f"scheduler.max_t={args.max_t}",
-        f"scheduler.grace_period={args.grace}",
-        f"scheduler.reduction_factor={args.rf}",
-        *SEARCHES[search],
-    ]
-    env = {**os.environ, "WSL_RESULTS": root, "RAY_ADDRESS": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "wsl.cli", "sweep", *overrides], env=env, capture_output=True, text=True
+def check_surrogate(model: Surrogate) -> tuple[float, float, float]:
+    """Held-out error of the final objective (10-fold): (Spearman, mean absolute error, one run's noise MAE)."""
+    predicted, recorded = model.held_out()[:, -1], model.curves[:, -1]
+    noise = float(np.abs(model.noise[:, -1]).mean())
+    return float(spearmanr(predicted, recorded).statistic), float(np.abs(predicted - recorded).mean()), noise
+
+
+def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
+    """After each arriving epoch: the surrogate's mean final objective of the trial a promotion would pick.
+
+    ``wsl promote`` picks, among the trials that ended (ran to max_t or were stopped by ASHA), the one
+    with the best objective over its epochs (the objective as the sweep reported it: its smoothing's);
+    it is judged by the one fixed measure, what its config reaches at max_t on average (-inf while no
+    trial has ended).
+    """
+    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
+    configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
+    finals = {trial: model.mean(config)[0][-1] for trial, config in configs.items()}
+    best: dict[int, float] = {}
+    ended: dict[int, float] = {}
+    judged = []
+    for trial, value, stopped in zip(epochs["trial"], epochs["seen"], epochs["stopped"], strict=True):
+        best[trial] = max(best.get(trial, -np.inf), value)
+        if stopped:
+            ended[trial] = best[trial]
+        judged.append(finals[max(ended, key=ended.get)] if ended else -np.inf)
+    return np.array(judged)
+
+
+GRID = np.linspace(0, 1, 41)[1:]  # shares of random search's trial-epochs at which the any-time curves are read
+
+
+def one_seed(
+    seed: int, cfg: SweepConfig, model: Surrogate, settings: dict[str, Setting], other: list | None = None
+) -> dict:
+    """Per setting: the shares of random search's trial-epochs and seconds needed to reach its promoted
+    config, and the any-time regret (target minus the judged value of what it would promote) on ``GRID``.
+
+    ``other``: the warm-start trials of setting ``OTHER`` (a real sweep's, the same in every seed)."""
+    # the target's own draws: a seed no tested setting uses (TPE's start-up and random+asha draw with ``seed``)
+    reference = simulate(cfg, SETTINGS["random"], model.source(seed), seed + 10_000)
+    target = promoted_curve(reference, model)[-1]
+    epochs_total, seconds_total = len(reference), reference["time_s"].max()
+    out = {"seed": seed, "target": target}
+    earlier = simulate(cfg, SETTINGS["tpe+asha"], model.source(seed + 2_000_000), seed + 5_000)
+    for name, setting in settings.items():
+        warm = warm_trials(cfg, earlier) if name == WARM else other if name == OTHER else None
+        epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed, warm=warm)
+        judged = promoted_curve(epochs, model)
+        reached = np.flatnonzero(judged >= target - 1e-12)
+        hit = reached[0] if len(reached) else None
+        out[f"{name} epochs"] = (hit + 1) / epochs_total if hit is not None else np.inf
+        out[f"{name} seconds"] = epochs["time_s"].iloc[hit] / seconds_total if hit is not None else np.inf
+        out[f"{name} final"] = judged[-1]
+        out[f"{name} spent epochs"] = len(epochs) / epochs_total
+        out[f"{name} spent seconds"] = epochs["time_s"].max() / seconds_total
+        spent = np.arange(1, len(judged) + 1) / epochs_total
+        seen = np.searchsorted(spent, GRID, side="right") - 1  # the last epoch within each share; -1: none yet
+        out[f"{name} regret"] = np.where(seen >= 0, target - judged[np.maximum(seen, 0)], np.nan).tolist()
+    return out
+
+
+def anytime_png(frame: pd.DataFrame, settings: list[str], path: str) -> None:
+    """Median any-time regret over seeds against the share of random search's trial-epochs, as a PNG."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name in settings:
+        if f"{name} regret" in frame:
+            curves = np.array(frame[f"{name} regret"].tolist(), dtype=float)
+            fig.add_trace(go.Scatter(x=GRID, y=np.nanmedian(curves, axis=0), mode="lines", name=name))
+    fig.update_layout(
+        xaxis_title="share of random search's trial-epochs",
+        yaxis_title="median regret to random search's promoted config",
+        width=800,
+        height=500,
     )
-    if done.returncode != 0:  # e.g. --keep on a folder that has this sweep already: say what wsl said
-        sys.exit(f"wsl sweep {name} failed (exit {done.returncode}):\n{done.stderr.strip()}")
-    return arrival_order(pd.read_parquet(Path(root) / name / "epochs.parquet"))
+    fig.write_image(path)
+    print(f"any-time curves: {path}")
 
 
-def arrival_order(epochs: pd.DataFrame) -> pd.DataFrame:
-    return epochs.sort_values("reported_at", kind="stable", ignore_index=True)
+def iqm(values: np.ndarray) -> float:
+    """Mean of the middle half (25th to 75th percentile) of the sorted values; inf if an inf falls in it."""
+    v = np.sort(values)
+    lo, hi = int(np.floor(len(v) * 0.25)), int(np.ceil(len(v) * 0.75))
+    middle = v[lo:hi]
+    return float(np.inf) if np.isinf(middle).any() else float(middle.mean())
 
 
-def epochs_of(search: str, seed: int, args, root: str) -> pd.DataFrame:
-    """A search's epochs table: kept under ``--from`` with the same settings, or run now."""
-    kept = Path(args.tables_from or "") / f"{search}-{seed}"
-    if args.tables_from and kept.is_dir():
-        epochs = arrival_order(pd.read_parquet(kept / "epochs.parquet"))
-        mismatch = settings_mismatch(kept, search, args)
-        if search == "random" and len(epochs) != args.trials * args.max_t:
-            mismatch = f"{len(epochs)} trial-epochs, not --trials x --max-t"
-        if mismatch is None:
-            return epochs
-        print(f"{kept} has {mismatch}: running {search}-{seed} again", flush=True)
-    return run(search, seed, args, root)
+def bootstrap(values: np.ndarray, stat, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    draws = [stat(rng.choice(values, len(values))) for _ in range(rounds)]  # inf where a draw never reaches
+    return float(np.percentile(draws, 2.5, method="lower")), float(np.percentile(draws, 97.5, method="higher"))
 
 
-def settings_mismatch(directory: Path, search: str, args) -> str | None:
-    """What in a kept sweep's config differs from this benchmark's settings (None: nothing that matters).
+def report(frame: pd.DataFrame, settings: list[str]) -> None:
+    print(
+        f"\n{len(frame)} seeds; share of random search's compute to reach its promoted config (inf: never); "
+        "spent: the whole search's share; regret: target minus the judged final (medians)"
+    )
+    print(
+        f"{'search':<18} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10} "
+        f"{'spent':>6} {'regret':>7}"
+    )
+    for name in settings:
+        for unit in ("epochs", "seconds"):
+            v = frame[f"{name} {unit}"].to_numpy()
+            lo, hi = bootstrap(v, iqm)
+            print(
+                f"{name:<18} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
+                f"{(v <= WITHIN).mean():>10.0%} {frame[f'{name} spent {unit}'].median():>6.2f} "
+                f"{(frame['target'] - frame[f'{name} final']).median():>+7.3f}"
+            )
+    for a, b in (("tpe+asha", "stock tpe+asha"), ("tpe+asha", "random+asha")):
+        if f"{a} epochs" in frame and f"{b} epochs" in frame:
+            x, y = (np.minimum(frame[f"{n} epochs"], 10.0) for n in (a, b))  # never: ranked above every finite share
+            p = wilcoxon(x, y, alternative="less", zero_method="zsplit").pvalue if (x != y).any() else 1.0
+            print(
+                f"Wilcoxon signed-rank, {a} needs less than {b}: p = {p:.3g} "
+                f"(median difference {np.median(x - y):+.2f})"
+            )
 
-    Random search stops no trial, so ASHA's settings do not change its table: the same random runs
-    serve as the reference for any ``--grace`` and ``--rf``.
+
+def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
+    """A real sweep's own proposals and curves replayed, under its ASHA settings or others; prints what it shows.
+
+    With its own settings, it checks the loop: the trials should end where the
+    sweep ended them. With others, it answers what those would have spent on
+    the same draws, and whether its best trial survives; a trial the sweep
+    stopped that the other settings would continue needs epochs never run:
+    counted, since no record can say how it would have gone.
     """
-    cfg = load_yaml(directory / "sweep.yaml", SweepConfig, upgrade)
-    kept = {"--trials": cfg.search.num_samples, "--max-t": cfg.scheduler.max_t}
-    asked = {"--trials": args.trials, "--max-t": args.max_t}
-    if search != "random":
-        kept |= {"--grace": cfg.scheduler.grace_period, "--rf": cfg.scheduler.reduction_factor}
-        asked |= {"--grace": args.grace, "--rf": args.rf}
-    differ = [f"{flag} {kept[flag]}" for flag in asked if kept[flag] != asked[flag]]
-    return ", ".join(differ) or None
+    directory = table.results_root() / name
+    cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
+    trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
+    proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
+    setting = Setting(cfg.search.algorithm, grace_period=grace, reduction_factor=rf)
+    replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
+    real = trials[trials["trial_id"].isin(epochs["trial_id"])].reset_index(drop=True)
+    ended = real["status"].isin(table.FINISHED).to_numpy()  # a trial the driver left running ended nowhere
+    last = replayed.groupby("trial")["epoch"].max().to_numpy()
+    ran = real["epochs"].to_numpy()
+    if grace is None and rf is None:
+        print(
+            f"{name}: the replay ends {(last == ran)[ended].mean():.0%} of {ended.sum()} finished trials at the "
+            f"epoch the sweep ended them ({len(real) - ended.sum()} unfinished trials replayed as they ran)"
+        )
+        return replayed
+    best = int(np.argmax(np.where(ran == cfg.scheduler.max_t, real["objective"], -np.inf)))
+    print(
+        f"{name} under grace {setting.sweep(cfg, 0).scheduler.grace_period}, reduction factor "
+        f"{setting.sweep(cfg, 0).scheduler.reduction_factor}: {last.sum()} trial-epochs against the sweep's "
+        f"{ran.sum()}; its best full-length trial {real['trial_id'][best]} "
+        f"{'runs to the end' if last[best] == cfg.scheduler.max_t else f'is stopped at epoch {last[best]}'}; "
+        f"{int((last > ran).sum())} trials would run epochs the sweep never ran (their figures are unknown)"
+    )
+    return replayed
 
 
-def epochs_to_reach(objective: np.ndarray, target: float) -> int | None:
-    """Trial-epochs spent until the running best of ``objective`` (arrival order) first reaches ``target``."""
-    hits = np.flatnonzero(np.maximum.accumulate(objective) >= target)
-    return int(hits[0]) + 1 if len(hits) else None
+# The grid ``--tune`` searches for the shipped TPE+ASHA setting (on the tuning seeds only).
+GRID_TUNE = {
+    "grace_period": (1, 2, 3),
+    "reduction_factor": (2, 3, 4),
+    "brackets": (1, 2),
+    "startup": (4, 8),
+    "smoothing": ("last", "best", "mean3"),
+}
 
 
-def final_objective(epochs: pd.DataFrame, max_t: int) -> np.ndarray:
-    """The objective of each row that is a trial's last epoch at ``max_t``, -inf for every other row.
+def tune(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int) -> None:
+    """Every combination of ``GRID_TUNE`` for TPE+ASHA on ``seeds``: median and share within 40%, best first."""
 
-    The best of every epoch of every trial rewards noise: the objective moves by about 0.02 from one
-    epoch to the next, and random search, which runs every trial to the end, sees the most epochs.
-    A promotion would judge a config by where its full-length run ends, which this reads.
-    """
-    return np.where(epochs["epoch"] == max_t, epochs["objective"], -np.inf)
-
-
-def full_trials(epochs: pd.DataFrame) -> pd.DataFrame:
-    """The objective of every trial that ran every epoch: [trials, epochs], one column per epoch."""
-    return epochs.pivot(index="trial_id", columns="epoch", values="objective").dropna()
-
-
-def rung_rank_correlation(epochs: pd.DataFrame, rung: int) -> float:
-    """Spearman correlation, across trials that ran every epoch, of the objective at ``rung`` and at the last epoch.
-
-    ASHA keeps the trials that lead at a rung; that pays off only if leading
-    there predicts leading at the end. Random search runs every trial to the
-    end, so its table measures exactly that.
-    """
-    wide = full_trials(epochs)
-    return float(wide[rung].corr(wide[wide.columns.max()], method="spearman"))
-
-
-def epoch_noise(epochs: pd.DataFrame, last: int = NOISE_EPOCHS) -> float:
-    """Standard deviation, across trials that ran every epoch, of the objective's change from one epoch to the
-    next over the ``last`` epochs (averaged over those epochs): how much a single epoch's value is luck."""
-    wide = full_trials(epochs)
-    return float(wide.iloc[:, -last:].diff(axis=1).std().mean())
-
-
-def winner_rank_at(epochs: pd.DataFrame, rung: int) -> tuple[int, int]:
-    """Where the trial that is best at the end stood at ``rung``: (its rank there, 1 = first; trials).
-
-    ASHA promotes the top 1/reduction_factor of a rung, so a winner ranked
-    below that would have been stopped there: a good rank correlation
-    overall does not guarantee that the very best trial survives.
-    """
-    wide = full_trials(epochs)
-    winner = wide[wide.columns.max()].idxmax()
-    return int(wide[rung].rank(ascending=False)[winner]), len(wide)
-
-
-def asha_replay(epochs: pd.DataFrame, grace: int, rf: int, max_t: int) -> pd.DataFrame:
-    """The rows of a full-length table that ASHA would have let run: Ray's own rung rule, replayed in arrival order.
-
-    Run on random search's table, this separates the two halves of "Optuna + ASHA": what ASHA's stopping
-    alone saves on the very same draws, and whether it would have kept their winner. A trial ASHA stops
-    at a rung frees its slot for the next trial sooner, which shifts later arrivals but not their order.
-    """
-    bracket = _Bracket(min_t=grace, max_t=max_t, reduction_factor=rf, s=0)
-    stopped: set[str] = set()
-    keep = []
-    for row in epochs.itertuples():
-        keep.append(row.trial_id not in stopped)
-        trial = SimpleNamespace(trial_id=row.trial_id)  # all that on_result reads of a Tune trial
-        if keep[-1] and bracket.on_result(trial, row.epoch, row.objective) == TrialScheduler.STOP:
-            stopped.add(row.trial_id)
-    return epochs[keep]
-
-
-def chance_hits(randoms: dict[int, pd.DataFrame], replayed: dict[int, pd.DataFrame]) -> tuple[int, int]:
-    """In how many (reference, other) pairs of seeds random search's *other* draws, under the same ASHA
-    (``replayed``: ``asha_replay`` of ``randoms``), reach the reference seed's random best within
-    ``TARGET_SHARE`` of its trial-epochs: (hits, pairs).
-
-    The chance level of the target: a search that proposes no better than random, with our stopping, and
-    draws that differ from the reference's as an Optuna search's do.
-    """
-    hits = 0
-    pairs = list(itertools.permutations(randoms, 2))
-    for reference, other in pairs:
-        reach = epochs_to_reach(replayed[other]["objective"].to_numpy(), randoms[reference]["objective"].max())
-        hits += reach is not None and reach <= TARGET_SHARE * len(randoms[reference])
-    return hits, len(pairs)
+    combos = [dict(zip(GRID_TUNE, values, strict=True)) for values in itertools.product(*GRID_TUNE.values())]
+    settings = {str(c): Setting("optuna", **c) for c in combos}
+    with mp.get_context("fork").Pool(jobs) as pool:
+        frame = pd.DataFrame(pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds))
+    rows = [(np.median(frame[f"{name} epochs"]), (frame[f"{name} epochs"] <= WITHIN).mean(), name) for name in settings]
+    print(f"{len(seeds)} tuning seeds, {len(combos)} settings of TPE+ASHA; median share of random's trial-epochs")
+    for median, within, name in sorted(rows)[:10]:
+        print(f"  {median:.2f}  within 40%: {-within:.0%}  {name}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--zoo", default="zoos/digits-cnn")
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--max-t", type=int, default=6)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed+seeds-1")
+    parser.add_argument("--record", default="benchmarks/data/curves.parquet")
+    parser.add_argument("--sweep", default="benchmark")
+    parser.add_argument("--seeds", default="0-29", help="a range a-b or a list a,b,c")
+    parser.add_argument("--grace", type=int, default=None)
+    parser.add_argument("--rf", type=int, default=None)
+    parser.add_argument("--brackets", type=int, default=None)
+    parser.add_argument("--startup", type=int, default=None, help="TPE's random start-up trials")
+    parser.add_argument("--smoothing", default="last", choices=["last", "best", "mean3"])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
     parser.add_argument(
-        "--searches",
+        "--warm-from",
+        default=None,
+        metavar="DIR",
+        help="also warm-start TPE+ASHA from this sweep's trials (a results folder, e.g. a sweep on another zoo)",
+    )
+    parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
+    parser.add_argument("--png", default=None, help="draw the any-time curves here (needs Chrome/Chromium)")
+    parser.add_argument("--tune", action="store_true", help="search GRID_TUNE on --seeds (tuning seeds) instead")
+    parser.add_argument(
+        "--validate",
         nargs="+",
-        choices=list(SEARCHES),
-        default=list(SEARCHES),
-        help="random always runs: the reference",
+        metavar="SWEEP",
+        help="only replay these real sweeps on their own curves (with --grace/--rf: what other ASHA settings do)",
     )
-    parser.add_argument("--grace", type=int, default=1, help="ASHA's first rung (epochs)")
-    parser.add_argument("--rf", type=int, default=3, help="ASHA's reduction factor")
-    parser.add_argument(
-        "--from",
-        dest="tables_from",
-        help="a --keep folder: read the tables it holds for these settings instead of running those searches again",
-    )
-    parser.add_argument("--keep", help="write the sweeps' tables under this folder (default: a temporary one)")
     args = parser.parse_args()
-
-    rows = []
-    randoms, replayed = {}, {}
-    with nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as root:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            searches = ["random", *(search for search in args.searches if search != "random")]
-            runs = {search: epochs_of(search, seed, args, root) for search in searches}
-            randoms[seed] = runs["random"]
-            replayed[seed] = asha_replay(runs["random"], args.grace, args.rf, args.max_t)
-            random_running_best = np.maximum.accumulate(runs["random"]["objective"].to_numpy())
-            random_final = final_objective(runs["random"], args.max_t)
-            for search, epochs in runs.items():
-                reach = epochs_to_reach(epochs["objective"].to_numpy(), random_running_best[-1])
-                final = final_objective(epochs, args.max_t)
-                reach_final = epochs_to_reach(final, random_final.max())
-                rows.append(
-                    {
-                        "seed": seed,
-                        "search": search,
-                        "best objective": epochs["objective"].max(),
-                        "trial-epochs": len(epochs),
-                        "random's best, same epochs": random_running_best[
-                            min(len(epochs), len(random_running_best)) - 1
-                        ],
-                        "to reach random's best": reach,
-                        "share of random's epochs": None if reach is None else reach / len(runs["random"]),
-                        "best final objective": final.max(),
-                        "to reach random's best final": reach_final,
-                    }
-                )
-                print(rows[-1], flush=True)
-            rho = rung_rank_correlation(runs["random"], args.grace)
-            rank, trials = winner_rank_at(runs["random"], args.grace)
-            print(f"seed {seed}: rank correlation of the objective at epoch {args.grace} and at the end: {rho:.2f};")
-            print(f"        random search's best trial ranked {rank} of {trials} at epoch {args.grace};")
-            print(
-                f"        epoch-to-epoch change of its objective, last {NOISE_EPOCHS} epochs:"
-                f" sd {epoch_noise(runs['random']):.3f}"
-            )
-            pruned = replayed[seed]
-            reach = epochs_to_reach(pruned["objective"].to_numpy(), random_running_best[-1])
-            print(
-                f"        its own draws under this ASHA (replayed): {len(pruned)} trial-epochs"
-                f" ({len(pruned) / len(runs['random']):.0%}), best {pruned['objective'].max():.3f},"
-                f" its best reached after {reach}"
-            )
-    table = pd.DataFrame(rows)
-    print()
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    summary = table.groupby("search").agg(
-        best=("best objective", "mean"),
-        epochs=("trial-epochs", "mean"),
-        random_same_epochs=("random's best, same epochs", "mean"),
-        reached=("to reach random's best", lambda s: f"{s.notna().sum()}/{len(s)}"),
-        share=("share of random's epochs", "mean"),
-        best_final=("best final objective", "mean"),
-        reached_final=("to reach random's best final", lambda s: f"{s.notna().sum()}/{len(s)}"),
-    )
-    print()
-    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    if len(randoms) > 1:
-        hits, pairs = chance_hits(randoms, replayed)
-        print(
-            f"\nchance level: random search's draws under the same ASHA (replayed) reach another seed's random best"
-            f" within {TARGET_SHARE:.0%} of its trial-epochs in {hits} of {pairs} pairs of seeds"
-        )
-    if "wsl" not in args.searches:
+    if args.validate:
+        for name in args.validate:
+            replay_sweep(name, args.grace, args.rf)
         return
-    ours, random = (table[table["search"] == search].set_index("seed") for search in ("wsl", "random"))
-    for what, column in (("best", "to reach random's best"), ("best final objective", "to reach random's best final")):
-        reach = ours[column]
-        within = (reach <= TARGET_SHARE * random["trial-epochs"]).sum()
-        print(
-            f"\nclaim: wsl (Optuna+ASHA, pruned fix) reaches random search's {what} within {TARGET_SHARE:.0%} of its"
-            f" trial-epochs in {within} of {len(reach)} seeds (at all in {reach.notna().sum()})"
+
+    cfg = load_config("sweep", [f"sweep={args.sweep}"], SweepConfig)
+    record = table.read(args.record)
+    model = Surrogate(record, cfg.params())
+    if model.max_t != cfg.scheduler.max_t:
+        raise SystemExit(
+            f"{args.record} holds {model.max_t} epochs a run, sweep={args.sweep} has max_t {cfg.scheduler.max_t}: "
+            "record with the sweep's max_t (record_curves.py --max-t) or pass --sweep of the record"
         )
-    print(f"target (judged on the first): <= {TARGET_SHARE:.0%}")
+    rho, mae, noise = check_surrogate(model)
+    ok = rho >= BAR_SPEARMAN and mae <= BAR_NOISE * noise
+    print(
+        f"surrogate on {len(model.ids)} configs, {len(model.noise)} repeated: held-out Spearman {rho:.3f} "
+        f"(bar {BAR_SPEARMAN}), MAE {mae:.4f} against one run's noise {noise:.4f} (bar {BAR_NOISE}x): "
+        f"{'met' if ok else 'NOT met'}"
+    )
+    if not ok and not args.anyway:
+        raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
+    seeds = _seeds(args.seeds)
+    if args.tune:
+        return tune(cfg, model, seeds, args.jobs)
+    tuned = dict(grace_period=args.grace, reduction_factor=args.rf, brackets=args.brackets, startup=args.startup)
+    settings = {
+        name: Setting(s.algorithm, True, **tuned, smoothing=args.smoothing) if s.asha else s
+        for name, s in SETTINGS.items()
+    }  # "random" again (no ASHA), other draws than the target's: what a search no better than the target's scores
+    other = None
+    if args.warm_from:
+        other = warm_from(cfg, Path(args.warm_from))
+        settings = {**settings, OTHER: settings["tpe+asha"]}
+    with mp.get_context("fork").Pool(args.jobs) as pool:
+        rows = pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings, other=other), seeds)
+    frame = pd.DataFrame(rows)
+    if args.out:
+        table.write(args.out, frame.drop(columns=[c for c in frame if c.endswith(" regret")]))
+    report(frame, list(settings))
+    if args.png:
+        anytime_png(frame, list(settings), args.png)
+
+
+def warm_from(cfg: SweepConfig, directory: Path) -> list:
+    """A real sweep's trials as ``search.warm_start`` would seed ``cfg``'s study with them (printed: how many)."""
+    if not (directory / table.TRIALS).is_file():
+        raise SystemExit(f"--warm-from {directory}: no {table.TRIALS} there; pass a sweep's results folder")
+    seeded = warmstart.seeds(replace(cfg, search=replace(cfg.search, warm_start=[directory.name])), directory.parent)
+    print(seeded.summary())
+    return seeded.trials
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        a, b = map(int, text.split("-"))
+        return list(range(a, b + 1))
+    return [int(s) for s in text.split(",")]
 
 
 if __name__ == "__main__":

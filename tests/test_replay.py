@@ -8,7 +8,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from wsl.compose import load_config
 from wsl.sweep import search
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.replay import Setting, Surrogate, simulate, warm_trials
+from wsl.sweep.replay import Setting, Surrogate, simulate, smoothed, warm_trials
 
 MAX_T = 6
 
@@ -71,13 +71,27 @@ def test_a_warm_started_replay_starts_from_an_earlier_sweeps_trials():
     assert first(warmed).head(4).max() < 0.3  # ... and proposes the low beta the earlier trials found good
 
 
+def test_a_smoothed_objective_is_the_best_so_far_or_the_mean_of_the_last_three_epochs():
+    values = np.array([0.5, 0.2, 0.3, 0.1])
+    assert [smoothed(values, how) for how in ("last", "best", "mean3")] == pytest.approx([0.1, 0.5, 0.2])
+
+
+def test_asha_and_the_searcher_see_the_smoothed_objective():
+    def dipping(config, number):  # rises, dips at the rung epoch 2, recovers
+        return np.array([0.5, 0.1, 0.6, 0.7, 0.8, 0.9]) * (1 - config["loss.beta"]), np.ones(MAX_T)
+
+    epochs = simulate(sweep(), Setting("random", smoothing="best"), dipping, seed=0)
+    best_so_far = epochs.groupby("trial")["objective"].cummax()
+    assert np.allclose(epochs["seen"], best_so_far) and not np.allclose(epochs["seen"], epochs["objective"])
+
+
 def test_the_same_seed_replays_the_same_sweep():
     a = simulate(sweep(), Setting("optuna"), by_beta, seed=3)
     b = simulate(sweep(), Setting("optuna"), by_beta, seed=3)
     pd.testing.assert_frame_equal(a, b)
 
 
-def record(betas, seeds=(0,), noise=0.0):
+def record(betas, seeds=(0,), noise=0.0, seconds=lambda i: 2.0):
     rng = np.random.default_rng(0)
     rows = []
     for i, beta in enumerate(betas):
@@ -90,7 +104,7 @@ def record(betas, seeds=(0,), noise=0.0):
                     "seed": seed,
                     "epoch": e + 1,
                     "objective": curve[e],
-                    "time_s": 2.0,
+                    "time_s": seconds(i),
                     "config.loss.beta": beta,
                     "config.tokens.width": "row" if i % 2 else "32",
                     "config.loss.gamma": 0.05,
@@ -107,6 +121,14 @@ def test_the_surrogate_predicts_held_out_configs():
     model = Surrogate(record(betas), sweep().params())
     error = np.abs(model.held_out()[:, -1] - (1 - betas))  # each predicted by a fit without it
     assert np.median(error) < 0.03  # trees do not extrapolate: the ends of the range are worse
+
+
+def test_the_surrogate_curve_is_not_led_by_seconds_that_vary_with_another_key():
+    """Epoch seconds (tens) dwarf objectives (below 1): a joint fit would split on what sets the seconds."""
+    betas = np.random.default_rng(1).permutation(np.geomspace(0.05, 1.0, 40))
+    model = Surrogate(record(betas, seconds=lambda i: 5.0 + 40.0 * (i % 2)), sweep().params())
+    error = np.abs(model.held_out()[:, -1] - (1 - betas))
+    assert np.median(error) < 0.03
 
 
 def test_the_surrogate_noise_is_the_seed_to_seed_spread_of_the_repeats():
