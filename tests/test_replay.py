@@ -85,6 +85,15 @@ def test_asha_and_the_searcher_see_the_smoothed_objective():
     assert np.allclose(epochs["seen"], best_so_far) and not np.allclose(epochs["seen"], epochs["objective"])
 
 
+def test_tpe_options_change_proposals_after_the_random_start_up_only():
+    first = lambda epochs: epochs.groupby("trial").first()["loss.beta"].to_numpy()  # noqa: E731
+    plain = first(simulate(sweep(), Setting("optuna", startup=4), by_beta, seed=0))
+    independent = first(  # Optuna 5's TPE is multivariate unless told otherwise
+        simulate(sweep(), Setting("optuna", startup=4, tpe=(("multivariate", False),)), by_beta, seed=0)
+    )
+    assert (plain[:4] == independent[:4]).all() and (plain[4:] != independent[4:]).any()
+
+
 def test_the_same_seed_replays_the_same_sweep():
     a = simulate(sweep(), Setting("optuna"), by_beta, seed=3)
     b = simulate(sweep(), Setting("optuna"), by_beta, seed=3)

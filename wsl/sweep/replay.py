@@ -51,6 +51,7 @@ class Setting:
     brackets: int | None = None
     startup: int | None = None  # TPE's random start-up trials
     smoothing: str = "last"  # what ASHA and the searcher see each epoch: last | best (so far) | mean3 (last 3)
+    tpe: tuple[tuple[str, object], ...] = ()  # further TPESampler options, e.g. (("multivariate", True),)
 
     def sweep(self, cfg: SweepConfig, seed: int) -> SweepConfig:
         """``cfg`` searched this way, with ``seed`` for the searcher and for ASHA's bracket draws."""
@@ -142,6 +143,8 @@ def smoothed(objective: np.ndarray, how: str) -> float:
 
 def _searcher(cfg: SweepConfig, setting: Setting, seed: int, warm: list[FrozenTrial]):
     sampler = optuna.samplers.RandomSampler(seed=seed) if setting.algorithm == "random" else None
+    if setting.tpe and sampler is None:
+        sampler = search.tpe_sampler(cfg, **dict(setting.tpe))
     storage = optuna.storages.InMemoryStorage()
     warmstart.seed_study(storage, cfg.name, warm)  # the searcher loads this study, as a real sweep's does
     alg = search.optuna_searcher(cfg, storage=storage, sampler=sampler)

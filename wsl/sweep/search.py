@@ -89,13 +89,20 @@ def optuna_searcher(cfg: SweepConfig, storage=None, sampler=None):
         metric=OBJECTIVE,
         mode="max",
         points_to_evaluate=cfg.points() or None,
-        sampler=sampler or optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(s.startup, s.max_concurrent)),
+        sampler=sampler or tpe_sampler(cfg),
         study_name=cfg.name,
         storage=storage,
     )
     if s.algorithm == "optuna":
         return PrunedAwareOptunaSearch(max_t=cfg.scheduler.max_t, **kwargs)
     return OptunaSearch(**kwargs)
+
+
+def tpe_sampler(cfg: SweepConfig, **options) -> optuna.samplers.TPESampler:
+    """TPE seeded with ``search.seed``, ``search.startup`` random trials first (at least one per concurrent slot:
+    the first batch is drawn before any result); ``options``: further ``TPESampler`` arguments."""
+    s = cfg.search
+    return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(s.startup, s.max_concurrent), **options)
 
 
 def scheduler(cfg: SweepConfig):
