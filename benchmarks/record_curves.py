@@ -15,6 +15,10 @@ keeps every epoch's metrics, objective and seconds.
 
 Writes ``--out`` after every run (one row per run and epoch, config values as
 ``config.<dotted key>``); ``--jobs`` runs in parallel, one thread each.
+Epoch seconds are wall time, what a sweep's trials take: record on an
+otherwise idle machine. Each run keeps the highest 1-minute load average
+seen at its epochs' ends (``load``); above ``--jobs`` + 1 the run is marked
+``shared`` (and says so): the replay's surrogate times epochs without it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -82,11 +87,16 @@ def run(job: dict) -> list[dict]:
         train_cfg = replace(with_values(trial_base(cfg), job["values"]), seed=job["seed"], out=out)
 
         def report(metrics: dict) -> None:
-            rows.append({**metrics, "objective": cfg.objective_of(metrics)})
+            rows.append({**metrics, "objective": cfg.objective_of(metrics), "load": os.getloadavg()[0]})
 
         train(train_cfg, report, zoo=ZOO["zoo"], memo=MEMO)
     config = {f"config.{k}": v for k, v in job["values"].items()}
-    return [{"config_id": job["config_id"], "seed": job["seed"], **config, **row} for row in rows]
+    load = max(row.pop("load") for row in rows)
+    shared = load > job["jobs"] + 1
+    return [
+        {"config_id": job["config_id"], "seed": job["seed"], **config, **row, "load": load, "shared": shared}
+        for row in rows
+    ]
 
 
 def main() -> None:
@@ -116,7 +126,7 @@ def main() -> None:
     finished = set(zip(done["config_id"], done["seed"], strict=True))
     ZOO["zoo"] = load_zoo(cfg.zoo)
     todo = [
-        {**job, "sweep": cfg}
+        {**job, "sweep": cfg, "jobs": args.jobs}
         for job in jobs(cfg, args.configs, args.repeat_every)
         if (job["config_id"], job["seed"]) not in finished
     ]
@@ -128,9 +138,11 @@ def main() -> None:
             done = pd.concat([done, frame], ignore_index=True) if len(done) else frame
             table.write(out, done)
             last = rows[-1]
+            shared = f" (shared: load {last['load']:.1f} on {args.jobs} jobs; its seconds are left out)"
             print(
                 f"[{n}/{len(todo)} {(time.perf_counter() - t0) / 60:.0f} min] config {last['config_id']} "
-                f"seed {last['seed']}: objective {last['objective']:.3f} after {last['epoch']} epochs",
+                f"seed {last['seed']}: objective {last['objective']:.3f} after {last['epoch']} epochs"
+                f"{shared if last['shared'] else ''}",
                 flush=True,
             )
 

@@ -13,9 +13,10 @@ Protocol (issue 21):
   fixed here (``BAR_SPEARMAN``, ``BAR_NOISE``) and the replay refuses to run
   below it (``--anyway`` runs it all the same, for a look);
 - per seed, the target is what random search without early stopping
-  promotes (its best trial by last objective, judged by the surrogate's mean
-  final objective of that config) with the same trial count; every setting
-  is judged the same way, any time: the config it would promote now;
+  promotes (``wsl promote``'s rule: the ended trial with the best objective
+  over its epochs), judged by the surrogate's mean final objective of that
+  config, with the same trial count; every setting is judged the same way,
+  whatever its own smoothing, any time: the config it would promote now;
 - the compute a setting needs to first reach the target, as a share of
   random search's (trial-epochs, and simulated seconds); a search that never
   reaches it counts as needing more than 100% (``inf``: the median is
@@ -29,7 +30,8 @@ Protocol (issue 21):
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
     python benchmarks/search_efficiency.py --png anytime.png   # 30 seeds, six searches: a few minutes
     python benchmarks/search_efficiency.py --tune --seeds 0-29     # tune TPE+ASHA's setting on seeds 0-29 ...
-    python benchmarks/search_efficiency.py --seeds 100-129 --grace 1 --rf 2 --brackets 2   # ... report on others
+    python benchmarks/search_efficiency.py --seeds 100-129 --grace 1 --rf 2 --smoothing best   # ... report on others
+    python benchmarks/search_efficiency.py --warm-from benchmarks/data/sweeps/bench-shapes   # + warm from another zoo
     python benchmarks/search_efficiency.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_efficiency.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
 """
@@ -191,13 +193,14 @@ def report(frame: pd.DataFrame, settings: list[str]) -> None:
             f"{bands[1][0]:.3f}-{bands[1][1]:.3f}, its config's mean final {bands[2][0]:.3f}-{bands[2][1]:.3f}"
         )
     for a, b in (("tpe+asha", "stock tpe+asha"), ("tpe+asha", "random+asha")):
-        if f"{a} epochs" in frame and f"{b} epochs" in frame:
-            x, y = (np.minimum(frame[f"{n} epochs"], 10.0) for n in (a, b))  # never: ranked above every finite share
-            p = wilcoxon(x, y, alternative="less", zero_method="zsplit").pvalue if (x != y).any() else 1.0
-            print(
-                f"Wilcoxon signed-rank, {a} needs less than {b}: p = {p:.3g} "
-                f"(median difference {np.median(x - y):+.2f})"
-            )
+        print(f"Wilcoxon signed-rank, {a} needs less than {b}: {paired_less(frame, a, b)}")
+
+
+def paired_less(frame: pd.DataFrame, a: str, b: str) -> str:
+    """Does setting ``a`` need less of random search's trial-epochs than ``b``, seed by seed? (Wilcoxon)"""
+    x, y = (np.minimum(frame[f"{n} epochs"], 10.0) for n in (a, b))  # never: ranked above every finite share
+    p = wilcoxon(x, y, alternative="less", zero_method="zsplit").pvalue if (x != y).any() else 1.0
+    return f"p = {p:.3g} (median difference {np.median(x - y):+.2f}, differs in {int((x != y).sum())} seeds)"
 
 
 def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
@@ -256,12 +259,17 @@ def tune(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int) -> Non
     Printed best first: the median share of random search's trial-epochs, then the share within 40%.
     """
     combos = [dict(zip(GRID_TUNE, values, strict=True)) for values in itertools.product(*GRID_TUNE.values())]
-    best = _ranked(cfg, model, seeds, jobs, {str(c): Setting("optuna", **c) for c in combos}, "TPE+ASHA settings")
+    s = cfg.scheduler
+    own = dict(zip(GRID_TUNE, (s.grace_period, s.reduction_factor, s.brackets, cfg.search.startup, "last")))
+    settings = {str(c): Setting("optuna", **c) for c in [*combos, own]}  # the sweep's own, if off the grid
+    best = _ranked(cfg, model, seeds, jobs, settings, str(own), "TPE+ASHA settings")
     options = [tuple(zip(GRID_TPE, values, strict=True)) for values in itertools.product(*GRID_TPE.values())]
-    _ranked(cfg, model, seeds, jobs, {str(dict(o)): replace(best, tpe=o) for o in options}, f"TPE options on {best}")
+    settings = {str(dict(o)): replace(best, tpe=o) for o in options}
+    _ranked(cfg, model, seeds, jobs, settings, str(dict(options[0])), f"TPE options on {best}")
 
 
-def _ranked(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int, settings: dict, what: str) -> Setting:
+def _ranked(cfg, model, seeds: list[int], jobs: int, settings: dict, own: str, what: str) -> Setting:
+    """``settings`` best first on ``seeds``; the best against ``own`` (the sweep's setting) in a paired test."""
     with mp.get_context("fork").Pool(jobs) as pool:
         frame = pd.DataFrame(pool.map(partial(one_seed, cfg=cfg, model=model, settings=settings), seeds))
     rows = [(np.median(frame[f"{name} epochs"]), (frame[f"{name} epochs"] <= WITHIN).mean(), name) for name in settings]
@@ -269,7 +277,9 @@ def _ranked(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int, set
     print(f"{len(seeds)} tuning seeds, {len(settings)} {what}; median share of random's trial-epochs")
     for median, within, name in rows[:10]:
         print(f"  {median:.2f}  within 40%: {within:.0%}  {name}")
-    return settings[rows[0][2]]
+    best = rows[0][2]
+    print(f"the best needs less than the sweep's own {own}: {paired_less(frame, best, own)}")
+    return settings[best]
 
 
 def main() -> None:

@@ -140,6 +140,14 @@ def test_the_surrogate_curve_is_not_led_by_seconds_that_vary_with_another_key():
     assert np.median(error) < 0.03
 
 
+def test_the_surrogate_times_epochs_from_runs_on_an_idle_machine_only():
+    frame = record(np.geomspace(0.05, 1.0, 40), seconds=lambda i: 2.0 if i % 4 else 50.0)
+    frame["shared"] = frame["time_s"] > 10  # every 4th run shared its cores with other jobs
+    model = Surrogate(frame, sweep().params())
+    seconds = np.stack([model.mean(config)[1] for config in model.configs])  # the shared configs' too
+    assert seconds == pytest.approx(np.full_like(seconds, 2.0))
+
+
 def test_the_surrogate_noise_is_the_seed_to_seed_spread_of_the_repeats():
     model = Surrogate(record(np.geomspace(0.05, 1.0, 10), seeds=(0, 1), noise=0.1), sweep().params())
     assert model.noise.shape == (10, MAX_T) and model.noise.std() == pytest.approx(0.1, abs=0.03)

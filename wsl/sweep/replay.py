@@ -218,7 +218,8 @@ class Surrogate:
     """Recorded runs -> a proposed config's learning curve and epoch seconds, plus the record's seed noise.
 
     ``record``: one row per recorded run and epoch (``benchmarks/record_curves.py``:
-    ``config_id``, ``seed``, ``epoch``, ``objective``, ``time_s``, ``config.<key>``).
+    ``config_id``, ``seed``, ``epoch``, ``objective``, ``time_s``, ``config.<key>``,
+    and ``shared``: the run's seconds are inflated by other jobs on its cores; left out of the seconds' fit).
     A config is a point of the unit cube of the space: a range's position
     between its bounds (in log space for a log range), a choice one-hot. One
     random forest maps it to the mean curve over its seeds [max_t], another to
@@ -232,19 +233,20 @@ class Surrogate:
         self.params, self.seed = params, seed
         runs = record.sort_values(["config_id", "seed", "epoch"])
         curves = runs.pivot_table(index=["config_id", "seed"], columns="epoch", values="objective")
-        seconds = runs.pivot_table(index="config_id", columns="epoch", values="time_s")
         self.max_t = curves.shape[1]
         complete = curves.dropna().groupby(level="config_id")
         self.ids = np.array(sorted(complete.groups))
         self.curves = complete.mean().loc[self.ids].to_numpy()  # [configs, max_t]
-        self.seconds = seconds.loc[self.ids].to_numpy()  # [configs, max_t]
         first = runs.groupby("config_id").first()
         self.configs = [{key: table.cell(first.loc[i, f"config.{key}"]) for key in params} for i in self.ids]
         self.points = np.stack([self.features(c) for c in self.configs])  # [configs, features]
         pairs = [c.to_numpy() for _, c in complete if len(c) >= 2]
         self.noise = np.stack([(c[1] - c[0]) / np.sqrt(2) for c in pairs]) if pairs else np.zeros((1, self.max_t))
         self.curve_model = self.regressor().fit(self.points, self.curves)
-        self.seconds_model = self.regressor().fit(self.points, self.seconds)
+        timed = runs[~runs["shared"].fillna(False).astype(bool)] if "shared" in runs else runs
+        seconds = timed.pivot_table(index="config_id", columns="epoch", values="time_s").reindex(self.ids)
+        clean = seconds.notna().all(axis=1).to_numpy()  # [configs]: timed on an idle machine
+        self.seconds_model = self.regressor().fit(self.points[clean], seconds.to_numpy()[clean])
         self._memo: dict[tuple, Curve] = {}
 
     def regressor(self) -> RandomForestRegressor:
