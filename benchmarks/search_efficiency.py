@@ -28,9 +28,9 @@ Protocol (issue 21):
   under the same ASHA.
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
-    python benchmarks/search_efficiency.py --png anytime.png   # 30 seeds, six searches: a few minutes
-    python benchmarks/search_efficiency.py --tune --seeds 0-29     # tune TPE+ASHA's setting on seeds 0-29 ...
-    python benchmarks/search_efficiency.py --seeds 100-129 --grace 1 --rf 2 --smoothing best   # ... report on others
+    python benchmarks/search_efficiency.py --png anytime.png   # 40 report seeds, six searches: about 2 min
+    python benchmarks/search_efficiency.py --tune              # tune TPE+ASHA's setting on seeds 0-29 ...
+    python benchmarks/search_efficiency.py --grace 1 --rf 2 --smoothing best   # ... a setting on the report seeds
     python benchmarks/search_efficiency.py --warm-from benchmarks/data/sweeps/bench-shapes   # + warm from another zoo
     python benchmarks/search_efficiency.py --validate bench-1 bench-2   # real sweeps (wsl sweep sweep=benchmark)
     python benchmarks/search_efficiency.py --validate my-sweep --rf 2   # your own sweep under other ASHA settings
@@ -58,6 +58,7 @@ from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, warm_trials
 BAR_SPEARMAN = 0.8  # rank correlation of predicted and recorded final objective on held-out configs, at least
 BAR_NOISE = 2.0  # held-out mean absolute error at most this many times one run's seed noise
 WITHIN = 0.4  # the issue's target share of random search's compute
+TUNE_SEEDS, REPORT_SEEDS = "0-29", "100-139"  # settings are chosen on the first, the figures come from the second
 
 WARM = "tpe+asha warm"  # warm-started from an earlier sweep (tpe+asha, another seed) on the same zoo
 OTHER = "tpe+asha warm other"  # warm-started from a real sweep's trials (--warm-from), e.g. on another zoo
@@ -212,7 +213,8 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
     stopped that the other settings would continue needs epochs never run:
     counted, since no record can say how it would have gone.
     """
-    directory = table.results_root() / name
+    directory = Path(name) if Path(name).is_dir() else table.results_root() / name
+    name = directory.name
     cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
     trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
     proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
@@ -249,8 +251,8 @@ GRID_TUNE = {
     "startup": (4, 8),
     "smoothing": ("last", "best", "mean3"),
 }
-# Then TPE's options on the best of GRID_TUNE (Optuna 5's TPE is multivariate unless told otherwise).
-GRID_TPE = {"multivariate": (True, False), "constant_liar": (False, True)}
+# Then TPE's options on the best of GRID_TUNE; the first values are Optuna 5's defaults, what a sweep runs.
+GRID_TPE = {"multivariate": (True, False), "constant_liar": (True, False)}
 
 
 def tune(cfg: SweepConfig, model: Surrogate, seeds: list[int], jobs: int) -> None:
@@ -286,7 +288,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", default="benchmarks/data/curves.parquet")
     parser.add_argument("--sweep", default="benchmark")
-    parser.add_argument("--seeds", default="0-29", help="a range a-b or a list a,b,c")
+    parser.add_argument(
+        "--seeds", default=None, help=f"a range a-b or a list a,b,c (default: {REPORT_SEEDS}, --tune: {TUNE_SEEDS})"
+    )
     parser.add_argument("--grace", type=int, default=None)
     parser.add_argument("--rf", type=int, default=None)
     parser.add_argument("--brackets", type=int, default=None)
@@ -307,7 +311,8 @@ def main() -> None:
         "--validate",
         nargs="+",
         metavar="SWEEP",
-        help="only replay these real sweeps on their own curves (with --grace/--rf: what other ASHA settings do)",
+        help="only replay these real sweeps (names, or results folders) on their own curves "
+        "(with --grace/--rf: what other ASHA settings do)",
     )
     args = parser.parse_args()
     if args.validate:
@@ -332,7 +337,7 @@ def main() -> None:
     )
     if not ok and not args.anyway:
         raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
-    seeds = _seeds(args.seeds)
+    seeds = _seeds(args.seeds or (TUNE_SEEDS if args.tune else REPORT_SEEDS))
     if args.tune:
         return tune(cfg, model, seeds, args.jobs)
     tuned = dict(grace_period=args.grace, reduction_factor=args.rf, brackets=args.brackets, startup=args.startup)
