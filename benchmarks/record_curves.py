@@ -16,9 +16,10 @@ keeps every epoch's metrics, objective and seconds.
 Writes ``--out`` after every run (one row per run and epoch, config values as
 ``config.<dotted key>``); ``--jobs`` runs in parallel, one thread each.
 Epoch seconds are wall time, what a sweep's trials take: record on an
-otherwise idle machine. Each run keeps the highest 1-minute load average
-seen at its epochs' ends (``load``); above ``--jobs`` + 1 the run is marked
-``shared`` (and says so): the replay's surrogate times epochs without it.
+otherwise idle machine. Each run keeps the share of its wall time its
+process spent on a core (``cpu_share``); below ``SHARED`` the run is marked
+``shared`` (and says so): other jobs took its core, and the replay's
+surrogate times epochs without it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import multiprocessing as mp
-import os
 import tempfile
 import time
 from dataclasses import replace
@@ -45,6 +45,7 @@ from wsl.sweep.runner import MEMO, trial_base
 from wsl.train import train
 from wsl.zoo.store import load_zoo
 
+SHARED = 0.85  # a run on a core less than this share of its wall time shared the machine
 ZOO = {}  # the zoo, loaded once before the workers fork (a task would pickle it otherwise)
 
 
@@ -87,16 +88,14 @@ def run(job: dict) -> list[dict]:
         train_cfg = replace(with_values(trial_base(cfg), job["values"]), seed=job["seed"], out=out)
 
         def report(metrics: dict) -> None:
-            rows.append({**metrics, "objective": cfg.objective_of(metrics), "load": os.getloadavg()[0]})
+            rows.append({**metrics, "objective": cfg.objective_of(metrics)})
 
+        cpu, wall = time.process_time(), time.perf_counter()
         train(train_cfg, report, zoo=ZOO["zoo"], memo=MEMO)
+        share = (time.process_time() - cpu) / (time.perf_counter() - wall)
     config = {f"config.{k}": v for k, v in job["values"].items()}
-    load = max(row.pop("load") for row in rows)
-    shared = load > job["jobs"] + 1
-    return [
-        {"config_id": job["config_id"], "seed": job["seed"], **config, **row, "load": load, "shared": shared}
-        for row in rows
-    ]
+    head = {"config_id": job["config_id"], "seed": job["seed"], **config, "cpu_share": share, "shared": share < SHARED}
+    return [{**head, **row} for row in rows]
 
 
 def main() -> None:
@@ -126,7 +125,7 @@ def main() -> None:
     finished = set(zip(done["config_id"], done["seed"], strict=True))
     ZOO["zoo"] = load_zoo(cfg.zoo)
     todo = [
-        {**job, "sweep": cfg, "jobs": args.jobs}
+        {**job, "sweep": cfg}
         for job in jobs(cfg, args.configs, args.repeat_every)
         if (job["config_id"], job["seed"]) not in finished
     ]
@@ -138,7 +137,7 @@ def main() -> None:
             done = pd.concat([done, frame], ignore_index=True) if len(done) else frame
             table.write(out, done)
             last = rows[-1]
-            shared = f" (shared: load {last['load']:.1f} on {args.jobs} jobs; its seconds are left out)"
+            shared = f" (shared: on a core {last['cpu_share']:.0%} of the time; its seconds are left out)"
             print(
                 f"[{n}/{len(todo)} {(time.perf_counter() - t0) / 60:.0f} min] config {last['config_id']} "
                 f"seed {last['seed']}: objective {last['objective']:.3f} after {last['epoch']} epochs"
