@@ -25,7 +25,8 @@ Protocol (issue 21):
 - printed: median, interquartile mean with a 95% bootstrap interval, share
   of seeds within 40%, any-time regret curves (``--png``), and Wilcoxon signed-rank tests of the pruned-aware
   search against the stock one and of TPE under ASHA against random draws
-  under the same ASHA.
+  under the same ASHA, and per setting the 5-95% band of a real sweep's
+  trial-epochs and promoted objective (``--validate`` prints a real one's).
 
     python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
     python benchmarks/search_efficiency.py --png anytime.png   # 40 report seeds, six searches: about 2 min
@@ -174,7 +175,7 @@ def report(frame: pd.DataFrame, settings: list[str]) -> None:
         "spent: the whole search's share; regret: target minus the judged final (medians)"
     )
     print(
-        f"{'search':<18} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10} "
+        f"{'search':<20} {'unit':<8} {'median':>7} {'IQM':>7} {'95% interval':>16} {'within 40%':>10} "
         f"{'spent':>6} {'regret':>7}"
     )
     for name in settings:
@@ -182,7 +183,7 @@ def report(frame: pd.DataFrame, settings: list[str]) -> None:
             v = frame[f"{name} {unit}"].to_numpy()
             lo, hi = bootstrap(v, iqm)
             print(
-                f"{name:<18} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
+                f"{name:<20} {unit:<8} {np.median(v):>7.2f} {iqm(v):>7.2f} {f'[{lo:.2f}, {hi:.2f}]':>16} "
                 f"{(v <= WITHIN).mean():>10.0%} {frame[f'{name} spent {unit}'].median():>6.2f} "
                 f"{(frame['target'] - frame[f'{name} final']).median():>+7.3f}"
             )
@@ -190,7 +191,7 @@ def report(frame: pd.DataFrame, settings: list[str]) -> None:
     for name in settings:
         bands = [np.percentile(frame[f"{name} {c}"], [5, 95]) for c in ("trial-epochs", "promoted", "final")]
         print(
-            f"{name:<18} trial-epochs {bands[0][0]:.0f}-{bands[0][1]:.0f}, promoted objective "
+            f"{name:<20} trial-epochs {bands[0][0]:.0f}-{bands[0][1]:.0f}, promoted objective "
             f"{bands[1][0]:.3f}-{bands[1][1]:.3f}, its config's mean final {bands[2][0]:.3f}-{bands[2][1]:.3f}"
         )
     for a, b in (("tpe+asha", "stock tpe+asha"), ("tpe+asha", "random+asha")):
