@@ -116,7 +116,9 @@ def one_seed(
     target = promoted_curve(reference, model)[-1]
     epochs_total, seconds_total = len(reference), reference["time_s"].max()
     out = {"seed": seed, "target": target}
-    earlier = simulate(cfg, SETTINGS["tpe+asha"], model.source(seed + 2_000_000), seed + 5_000)
+    earlier = (
+        simulate(cfg, SETTINGS["tpe+asha"], model.source(seed + 2_000_000), seed + 5_000) if WARM in settings else None
+    )
     for name, setting in settings.items():
         warm = warm_trials(cfg, earlier) if name == WARM else other if name == OTHER else None
         epochs = simulate(cfg, setting, model.source(seed + 1_000_000), seed, warm=warm)
