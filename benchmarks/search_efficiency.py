@@ -83,8 +83,8 @@ def flat_top(model: Surrogate, noise: float) -> str:
     """How many of the recorded configs (uniform draws of the space) a searcher cannot tell from the best:
     their surrogate mean final objective within one run's noise of the best one's."""
     finals = np.array([model.mean(config)[0][-1] for config in model.configs])
-    near = (finals >= finals.max() - noise).mean()
     best = finals.max()
+    near = (finals >= best - noise).mean()
     return f"the space's top: {near:.0%} of the recorded configs lie within one run's noise of the best ({best:.3f})"
 
 
