@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from wsl.atomic import new_dir, swap_dir, write_file, write_text
+from wsl.atomic import ReplacingFile, new_dir, swap_dir, write_file, write_text
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -66,3 +66,11 @@ def test_a_link_the_user_pointed_elsewhere_is_replaced_but_its_target_kept(tmp_p
     (tmp_path / "sweep" / "report").symlink_to(elsewhere)
     swap_dir(tmp_path / "sweep" / "report", lambda d: (d / "page.html").write_text("new"))
     assert (elsewhere / "index.html").read_text() == "theirs"
+
+
+def test_a_replacing_file_dropped_unclosed_leaves_the_old_file(tmp_path):
+    write_text(tmp_path / "a.txt", "old")
+    stream = ReplacingFile(tmp_path / "a.txt")
+    stream.write(b"half")
+    del stream  # a writer that failed: nothing closes it
+    assert (tmp_path / "a.txt").read_text() == "old"

@@ -349,6 +349,20 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     assert len(again) >= 1 and again.min() > midway["epochs"].iloc[0]  # continued; nothing re-run from scratch
 
 
+def test_a_resume_from_tune_state_cut_short_names_the_file_instead_of_starting_over(env, finished):
+    """A driver killed while Tune copied its state into storage left such a file (before wsl wrote that
+    storage atomically); Tune's restore then logged it, started the sweep over on a half-restored state
+    and hung."""
+    copy = Path(env["WSL_RESULTS"]) / "cut"
+    shutil.copytree(finished[0], copy)
+    saved = yaml.safe_load((copy / "sweep.yaml").read_text())
+    (copy / "sweep.yaml").write_text(yaml.safe_dump({**saved, "name": "cut"}))
+    (searcher,) = (copy / "tune").glob("searcher-state-*.pkl")
+    searcher.write_bytes(searcher.read_bytes()[:100])
+    result = wsl(env, "sweep", "--resume", "cut", timeout=120)
+    assert result.returncode == 2 and f"{searcher.name} is cut short" in result.stderr, result.stderr[-3000:]
+
+
 def test_a_sweep_runs_on_an_imported_public_zoo_with_its_data(env, trained_public, tmp_path):  # noqa: F811
     """`wsl zoo import` (the model-zoos layout with its dataset.pt), then `wsl sweep zoo=<it>`: the behavioral
     loss and the reconstruction metrics run on the zoo's own task data, whose task wsl does not ship."""

@@ -8,6 +8,8 @@ checkpoints, zoos, configs, reports) goes through here:
 - ``new_dir(path)``: a directory that appears whole under ``path`` or not at all.
 - ``swap_dir(path, fill)``: replace a directory that readers may have open;
   ``path`` is a symlink flipped from the old version to the new one in one rename.
+- ``ReplacingFile(path)``: a stream for writers that want one (pyarrow's file
+  systems); it replaces ``path`` when closed.
 
 Temporary files and directories are created with the usual modes (0666 and
 0777 less the umask), so what lands has the permissions of any other file
@@ -46,6 +48,29 @@ def write_file(path: Path | str, write: Callable[[Path], object]) -> Path:
 
 def write_text(path: Path | str, text: str) -> Path:
     return write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class ReplacingFile:
+    """A binary file written under a hidden sibling name and renamed over ``path`` by ``close()``.
+
+    One never closed (its writer failed, the process was killed) leaves ``path``
+    as it was: dropping the object does not close it, unlike Python's file objects.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.tmp = _sibling(self.path, "tmp")
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close(), which publishes it)
+        self.closed = False
+
+    def write(self, data) -> int:
+        return self.file.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+            self.closed = True
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Sweeps on Ray Tune: Optuna proposes, ASHA stops, every trial lands in the results table.
 
 The only package that imports Ray, and only where it runs something
-(``runner``, ``promote``, ``search``, ``recorder``, ``progress``): ``import
+(``runner``, ``storage``, ``promote``, ``search``, ``recorder``, ``progress``): ``import
 wsl.sweep.config`` stays Ray-free, so the query layer and the report can read
 a sweep's config without starting Ray's imports. ``wsl.train`` below it knows
 nothing of Tune. Promotion is ``wsl.sweep.promote.promote`` (the module's

@@ -32,14 +32,9 @@ from wsl.sweep import search, warmstart
 from wsl.sweep.config import SweepConfig
 from wsl.sweep.progress import LiveView
 from wsl.sweep.recorder import TableRecorder
+from wsl.sweep.storage import check_state, check_storage, experiment_path, filesystem
 from wsl.train import train
 from wsl.zoo.store import Zoo, load_zoo
-
-
-def experiment_path(cfg: SweepConfig, directory: Path) -> str:
-    """Where Tune keeps trial state and checkpoints: shared storage on a cluster, else the sweep directory."""
-    return f"{cfg.storage.rstrip('/')}/{cfg.name}" if cfg.storage else str(directory.resolve())
-
 
 # One per worker process. Tune reuses a trial's actor for the next trial of the same sweep (same zoo), so the
 # behavioral targets of each probe set are computed once per worker, not once per trial (~2 s each on a CPU).
@@ -94,16 +89,6 @@ def trial_base(cfg: SweepConfig) -> TrainConfig:
     )
 
 
-def check_storage(cfg: SweepConfig) -> None:
-    """On more than one node, trials checkpoint from workers: the head's sweep directory is out of their reach."""
-    nodes = sum(1 for node in ray.nodes() if node["Alive"])
-    if nodes > 1 and not cfg.storage:
-        raise WslError(
-            f"this Ray cluster has {nodes} nodes: set storage= to a place every node reaches "
-            "(storage=s3://BUCKET/wsl, storage=gs://BUCKET/wsl, or a shared mount); see cluster/README.md"
-        )
-
-
 def trial_resources(cfg: SweepConfig) -> dict[str, float]:
     """CPUs and GPUs of one trial (or promoted seed); ``gpus: null`` means 0.25 when the cluster has GPUs now."""
     gpus = cfg.resources.gpus
@@ -118,9 +103,11 @@ def trainable(cfg: SweepConfig, zoo: Zoo):
 
 
 def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
+    storage_filesystem, storage_path = filesystem(experiment_path(cfg, directory))
     return tune.RunConfig(
         name="tune",
-        storage_path=experiment_path(cfg, directory),
+        storage_path=storage_path,
+        storage_filesystem=storage_filesystem,
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
@@ -178,10 +165,15 @@ def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Pa
     """Continue a sweep whose driver died: unfinished trials resume from their checkpoints."""
     directory = Path(root) / table.check_name(cfg.name)
     path = f"{experiment_path(cfg, directory)}/tune"
-    if not tune.Tuner.can_restore(path):
+    fs, fs_path = filesystem(path)
+    if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         raise WslError(f"sweep {cfg.name!r} has no Tune state at {path} to resume from")
+    check_state(cfg.name, path)
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
     check_storage(cfg)
-    tune.Tuner.restore(path, trainable(cfg, zoo), resume_unfinished=True, resume_errored=False).fit()
+    tuner = tune.Tuner.restore(
+        fs_path, trainable(cfg, zoo), resume_unfinished=True, resume_errored=False, storage_filesystem=fs
+    )
+    tuner.fit()
     return directory

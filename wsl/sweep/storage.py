@@ -1,0 +1,162 @@
+"""Where Tune keeps a sweep's state, and the guarantee that a killed driver leaves it whole.
+
+Tune writes its driver state (trial table, searcher, search generator) whole
+into a staging directory, then copies it into the sweep's storage with
+pyarrow, in place. A driver killed during that copy (SIGKILL, the OOM killer,
+a lost node) leaves a file cut short, say an empty ``searcher-state-*.pkl``;
+``Tuner.restore`` then logs the error and starts the experiment over on a
+half-restored state, which hangs. So:
+
+- storage on a file system (the sweep directory, or a mount every node
+  shares) is written through ``AtomicLocalFiles``: each file is filled next to
+  its place and renamed over it when closed, so a reader sees the old version
+  or the new one. Object stores (``s3://``, ``gs://``) replace objects whole
+  already and are left to Ray.
+- ``check_state`` reads every file ``Tuner.restore`` would, before it runs,
+  and names the broken one (state left by a wsl without this guarantee).
+"""
+
+from __future__ import annotations
+
+import json
+import pickletools
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import ray
+
+from wsl.atomic import ReplacingFile
+from wsl.errors import WslError
+from wsl.sweep.config import SweepConfig
+
+# What Tune restores from, the newest file of each pattern (ray.tune: TuneController, SearchGenerator, Searcher
+# and CallbackList's CKPT_FILE_TMPL), and how each is written: the search generator's ".json" is a pickle.
+STATE_FILES = {
+    "experiment_state-*.json": "json",
+    "search_gen_state-*.json": "pickle",
+    "searcher-state-*.pkl": "pickle",
+    "callback-states-*.pkl": "pickle",
+}
+
+
+def experiment_path(cfg: SweepConfig, directory: Path) -> str:
+    """Where Tune keeps trial state and checkpoints: shared storage on a cluster, else the sweep directory."""
+    return f"{cfg.storage.rstrip('/')}/{cfg.name}" if cfg.storage else str(directory.resolve())
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem | None, str]:
+    """``(storage_filesystem, storage_path)`` for Tune: files under ``path`` land whole; URIs go to Ray as they are."""
+    url = urlparse(path)
+    if url.scheme not in ("", "file"):
+        return None, path
+    return pafs.PyFileSystem(AtomicLocalFiles()), url.path if url.scheme else path
+
+
+def check_state(name: str, path: str) -> None:
+    """Refuse to resume from a Tune state file that does not parse, naming it; ``path`` is Tune's experiment dir."""
+    fs, root = filesystem(path)
+    if fs is None:
+        fs, root = pafs.FileSystem.from_uri(path)
+    names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(root)) if info.is_file]
+    for pattern, kind in STATE_FILES.items():
+        matching = sorted(n for n in names if Path(n).match(pattern))
+        if not matching:
+            continue
+        newest = f"{root}/{matching[-1]}"
+        with fs.open_input_stream(newest) as f:
+            data = f.readall()
+        try:
+            _parse(data, kind)
+        except ValueError as e:
+            raise WslError(
+                f"cannot resume sweep {name!r}: Tune's state file {newest} is cut short ({e}); it was being written "
+                f"when the driver died. The finished trials are in the results table: start a new sweep seeded "
+                f"with them, `wsl sweep name=<new> search.warm_start={name}`"
+            ) from None
+
+
+def _parse(data: bytes, kind: str) -> None:
+    """Raise ValueError unless ``data`` is one whole JSON document or pickle (read to its STOP, nothing run)."""
+    if kind == "json":
+        json.loads(data)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    else:
+        for _ in pickletools.genops(data):  # "pickle exhausted before seeing STOP" when cut short
+            pass
+
+
+class AtomicLocalFiles(pafs.FileSystemHandler):
+    """The local file system, except that a file opened for writing replaces its destination when closed.
+
+    Use as ``pyarrow.fs.PyFileSystem(AtomicLocalFiles())``. Everything but
+    writing goes to ``pyarrow.fs.LocalFileSystem`` unchanged.
+    """
+
+    def __init__(self):
+        self.local = pafs.LocalFileSystem()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AtomicLocalFiles)
+
+    def __reduce__(self):
+        return AtomicLocalFiles, ()
+
+    def open_output_stream(self, path: str, metadata) -> pa.NativeFile:
+        return pa.PythonFile(ReplacingFile(path), mode="w")
+
+    def copy_file(self, src: str, dest: str) -> None:
+        with self.local.open_input_stream(src) as source, self.open_output_stream(dest, None) as target:
+            target.write(source.readall())
+
+    def equals(self, other) -> bool:
+        return self == other
+
+    def get_type_name(self) -> str:
+        return "wsl-atomic-local"
+
+    def normalize_path(self, path: str) -> str:
+        return self.local.normalize_path(path)
+
+    def get_file_info(self, paths):
+        return self.local.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return self.local.get_file_info(selector)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self.local.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path: str) -> None:
+        self.local.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self.local.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise OSError("refusing to delete the contents of / (Tune's storage is a sweep directory)")
+
+    def delete_file(self, path: str) -> None:
+        self.local.delete_file(path)
+
+    def move(self, src: str, dest: str) -> None:
+        self.local.move(src, dest)
+
+    def open_input_stream(self, path: str) -> pa.NativeFile:
+        return self.local.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        return self.local.open_input_file(path)
+
+    def open_append_stream(self, path: str, metadata) -> pa.NativeFile:
+        return self.local.open_append_stream(path, metadata=metadata)
+
+
+def check_storage(cfg: SweepConfig) -> None:
+    """On more than one node, trials checkpoint from workers: the head's sweep directory is out of their reach."""
+    nodes = sum(1 for node in ray.nodes() if node["Alive"])
+    if nodes > 1 and not cfg.storage:
+        raise WslError(
+            f"this Ray cluster has {nodes} nodes: set storage= to a place every node reaches "
+            "(storage=s3://BUCKET/wsl, storage=gs://BUCKET/wsl, or a shared mount); see cluster/README.md"
+        )
