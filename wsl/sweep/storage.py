@@ -12,8 +12,9 @@ half-restored state, which hangs. So:
   its place and renamed over it when closed, so a reader sees the old version
   or the new one. Object stores (``s3://``, ``gs://``) replace objects whole
   already and are left to Ray.
-- ``check_state`` reads every file ``Tuner.restore`` would, before it runs,
-  and names the broken one (state left by a wsl without this guarantee).
+- ``check_state`` reads the state files whose failure ``Tuner.restore``
+  swallows, before it runs, and names a broken one (left by a wsl without
+  this guarantee).
 """
 
 from __future__ import annotations
