@@ -351,8 +351,8 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
 
 def test_a_resume_from_tune_state_cut_short_names_the_file_instead_of_starting_over(env, finished):
     """A driver killed while Tune copied its state into storage left such a file (before wsl wrote that
-    storage atomically); Tune's restore then logged it, started the sweep over on a half-restored state
-    and hung."""
+    storage atomically); Tune's restore then logged it and started the sweep over on a half-restored state,
+    which hung with trials left to run and, on a finished sweep like this one, crashed (exit 1)."""
     copy = Path(env["WSL_RESULTS"]) / "cut"
     shutil.copytree(finished[0], copy)
     saved = yaml.safe_load((copy / "sweep.yaml").read_text())
