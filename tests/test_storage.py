@@ -33,6 +33,17 @@ def test_tunes_copy_of_a_directory_into_sweep_storage_lands_file_by_file_and_lea
     assert (tmp_path / "sweep" / "trial" / "result.json").read_text() == "[1]"
 
 
+def test_a_copy_within_sweep_storage_replaces_its_destination_whole(tmp_path):
+    fs, root = filesystem(str(tmp_path))
+    (tmp_path / "a.json").write_text("new")
+    (tmp_path / "b.json").write_text("old, and longer")
+    fs.copy_file(f"{root}/a.json", f"{root}/b.json")
+    assert (tmp_path / "b.json").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.json",
+        "b.json",
+    ]
+
+
 @settings(max_examples=25, deadline=None)
 @given(chunks=st.lists(st.binary(max_size=300), max_size=5))
 def test_what_is_written_in_chunks_reads_back_the_same(tmp_path_factory, chunks):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pickletools
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import ray
 
-from wsl.atomic import ReplacingFile
+from wsl.atomic import ReplacingFile, write_file
 from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
 
@@ -107,8 +108,7 @@ class AtomicLocalFiles(pafs.FileSystemHandler):
         return pa.PythonFile(ReplacingFile(path), mode="w")
 
     def copy_file(self, src: str, dest: str) -> None:
-        with self.local.open_input_stream(src) as source, self.open_output_stream(dest, None) as target:
-            target.write(source.readall())
+        write_file(dest, lambda tmp: shutil.copyfile(src, tmp))
 
     def equals(self, other) -> bool:
         return self == other
