@@ -74,3 +74,11 @@ def test_a_replacing_file_dropped_unclosed_leaves_the_old_file(tmp_path):
     stream.write(b"half")
     del stream  # a writer that failed: nothing closes it
     assert (tmp_path / "a.txt").read_text() == "old"
+
+
+def test_a_replacing_file_whose_content_is_refused_leaves_the_old_file_and_no_temporary(tmp_path):
+    write_text(tmp_path / "a.txt", "old")
+    stream = ReplacingFile(tmp_path / "a.txt", keep=lambda tmp: tmp.read_bytes() != b"half")
+    stream.write(b"half")
+    stream.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"] and (tmp_path / "a.txt").read_text() == "old"

@@ -14,12 +14,12 @@ from wsl.sweep.storage import check_state, filesystem
 
 def test_a_file_being_written_to_sweep_storage_leaves_the_old_one_until_closed(tmp_path):
     fs, root = filesystem(str(tmp_path))
-    (tmp_path / "searcher-state.pkl").write_bytes(b"old")
-    stream = fs.open_output_stream(f"{root}/searcher-state.pkl")
+    (tmp_path / "checkpoint.pt").write_bytes(b"old")
+    stream = fs.open_output_stream(f"{root}/checkpoint.pt")
     stream.write(b"new, and longer")
-    assert (tmp_path / "searcher-state.pkl").read_bytes() == b"old"  # a kill here keeps a whole file
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"old"  # a kill here keeps a whole file
     stream.close()
-    assert (tmp_path / "searcher-state.pkl").read_bytes() == b"new, and longer"
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"new, and longer"
 
 
 def test_tunes_copy_of_a_directory_into_sweep_storage_lands_file_by_file_and_leaves_no_temporaries(tmp_path):
@@ -53,6 +53,23 @@ def test_what_is_written_in_chunks_reads_back_the_same(tmp_path_factory, chunks)
             out.write(chunk)
     with fs.open_input_stream(f"{root}/f") as f:
         assert f.readall() == b"".join(chunks)
+
+
+@pytest.mark.parametrize("name", ["experiment_state", "search_gen_state", "searcher-state"])
+def test_a_state_file_copied_while_tune_rewrote_it_does_not_replace_the_whole_one_in_storage(tmp_path, name):
+    """Tune rewrites its staging files in place while its uploader may be copying them: a copy can be cut short."""
+    staging = write_tune_state(tmp_path / "staging")
+    (path,) = staging.glob(f"{name}-*")
+    whole = path.read_bytes()
+    fs, root = filesystem(str(tmp_path / "sweep"))
+    fs.create_dir(root)
+    pafs.copy_files(str(staging), root, destination_filesystem=fs)
+    path.write_bytes(whole[: len(whole) // 2])
+    (staging / "trial.json").write_text("[2]")
+    pafs.copy_files(str(staging), root, destination_filesystem=fs)
+    assert (tmp_path / "sweep" / path.name).read_bytes() == whole
+    assert (tmp_path / "sweep" / "trial.json").read_text() == "[2]"  # the rest of the copy lands
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == sorted(p.name for p in staging.iterdir())
 
 
 def test_the_storage_filesystem_travels_to_trials_by_pickle(tmp_path):

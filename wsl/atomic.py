@@ -55,11 +55,14 @@ class ReplacingFile:
 
     One never closed (its writer failed, the process was killed) leaves ``path``
     as it was: dropping the object does not close it, unlike Python's file objects.
+    ``keep(tmp)``, when given, is asked on close whether what was written may
+    replace ``path``; when it says no, the new version is dropped.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, keep: Callable[[Path], bool] | None = None):
         self.path = Path(path)
         self.tmp = _sibling(self.path, "tmp")
+        self.keep = keep
         self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close(), which publishes it)
         self.closed = False
 
@@ -69,7 +72,10 @@ class ReplacingFile:
     def close(self) -> None:
         if not self.closed:
             self.file.close()
-            os.replace(self.tmp, self.path)
+            if self.keep is None or self.keep(self.tmp):
+                os.replace(self.tmp, self.path)
+            else:
+                self.tmp.unlink()
             self.closed = True
 
 

@@ -1,17 +1,20 @@
 """Where Tune keeps a sweep's state, and the guarantee that a killed driver leaves it whole.
 
-Tune writes its driver state (trial table, searcher, search generator) whole
-into a staging directory, then copies it into the sweep's storage with
-pyarrow, in place. A driver killed during that copy (SIGKILL, the OOM killer,
-a lost node) leaves a file cut short, say an empty ``searcher-state-*.pkl``;
+Tune writes its driver state (trial table, searcher, search generator) into
+a staging directory, in place, and a background thread copies that directory
+into the sweep's storage with pyarrow, in place too. Either can leave a state
+file cut short in storage: a driver killed during the copy (SIGKILL, the OOM
+killer, a lost node), or a copy that read a file while Tune was rewriting it.
 ``Tuner.restore`` then logs the error and starts the experiment over on a
 half-restored state, which hangs. So:
 
 - storage on a file system (the sweep directory, or a mount every node
   shares) is written through ``AtomicLocalFiles``: each file is filled next to
   its place and renamed over it when closed, so a reader sees the old version
-  or the new one. Object stores (``s3://``, ``gs://``) replace objects whole
-  already and are left to Ray.
+  or the new one; and a state file replaces the old one only if it parses (a
+  copy cut short is dropped; the next snapshot, a step later, brings a whole
+  one). Object stores (``s3://``, ``gs://``) replace objects whole already and
+  are left to Ray.
 - ``check_state`` reads the state files whose failure ``Tuner.restore``
   swallows, before it runs, and names a broken one (left by a wsl without
   this guarantee).
@@ -79,6 +82,19 @@ def check_state(name: str, path: str) -> None:
             ) from None
 
 
+def _state_kind(path: str) -> str | None:
+    """How the Tune state file at ``path`` is encoded ("json" or "pickle"); None for any other file."""
+    return next((kind for pattern, kind in STATE_FILES.items() if Path(path).match(pattern)), None)
+
+
+def _whole(path: Path, kind: str) -> bool:
+    try:
+        _parse(path.read_bytes(), kind)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse(data: bytes, kind: str) -> None:
     """Raise ValueError unless ``data`` is one whole JSON document or pickle (read to its STOP, nothing run)."""
     if kind == "json":
@@ -105,7 +121,9 @@ class AtomicLocalFiles(pafs.FileSystemHandler):
         return AtomicLocalFiles, ()
 
     def open_output_stream(self, path: str, metadata) -> pa.NativeFile:
-        return pa.PythonFile(ReplacingFile(path), mode="w")
+        kind = _state_kind(path)
+        keep = None if kind is None else lambda tmp: _whole(tmp, kind)
+        return pa.PythonFile(ReplacingFile(path, keep=keep), mode="w")
 
     def copy_file(self, src: str, dest: str) -> None:
         write_file(dest, lambda tmp: shutil.copyfile(src, tmp))
