@@ -71,15 +71,13 @@ def check_state(name: str, path: str) -> None:
             continue
         newest = f"{root}/{matching[-1]}"
         with fs.open_input_stream(newest) as f:
-            data = f.readall()
-        try:
-            _parse(data, kind)
-        except ValueError as e:
+            fault = _fault(f.readall(), kind)
+        if fault is not None:
             raise WslError(
-                f"cannot resume sweep {name!r}: Tune's state file {newest} is cut short ({e}); it was being written "
-                f"when the driver died. The finished trials are in the results table: start a new sweep seeded "
-                f"with them, `wsl sweep name=<new> search.warm_start={name}`"
-            ) from None
+                f"cannot resume sweep {name!r}: Tune's state file {newest} is cut short ({fault}); it was being "
+                f"written when the driver died. The finished trials are in the results table: start a new sweep "
+                f"seeded with them, `wsl sweep name=<new> search.warm_start={name}`"
+            )
 
 
 def _state_kind(path: str) -> str | None:
@@ -87,21 +85,17 @@ def _state_kind(path: str) -> str | None:
     return next((kind for pattern, kind in STATE_FILES.items() if Path(path).match(pattern)), None)
 
 
-def _whole(path: Path, kind: str) -> bool:
+def _fault(data: bytes, kind: str) -> str | None:
+    """Why ``data`` is not one whole JSON document or pickle (read to its STOP, nothing run); None when it is."""
     try:
-        _parse(path.read_bytes(), kind)
-    except ValueError:
-        return False
-    return True
-
-
-def _parse(data: bytes, kind: str) -> None:
-    """Raise ValueError unless ``data`` is one whole JSON document or pickle (read to its STOP, nothing run)."""
-    if kind == "json":
-        json.loads(data)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-    else:
-        for _ in pickletools.genops(data):  # "pickle exhausted before seeing STOP" when cut short
-            pass
+        if kind == "json":
+            json.loads(data)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        else:
+            for _ in pickletools.genops(data):  # "pickle exhausted before seeing STOP" when cut short
+                pass
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 class AtomicLocalFiles(pafs.FileSystemHandler):
@@ -122,7 +116,7 @@ class AtomicLocalFiles(pafs.FileSystemHandler):
 
     def open_output_stream(self, path: str, metadata) -> pa.NativeFile:
         kind = _state_kind(path)
-        keep = None if kind is None else lambda tmp: _whole(tmp, kind)
+        keep = None if kind is None else lambda tmp: _fault(tmp.read_bytes(), kind) is None
         return pa.PythonFile(ReplacingFile(path, keep=keep), mode="w")
 
     def copy_file(self, src: str, dest: str) -> None:
