@@ -17,7 +17,6 @@ imports no Ray, so the query layer and the report stay light.
 from __future__ import annotations
 
 import fcntl
-import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from wsl.atomic import write_file
 from wsl.errors import WslError
@@ -89,12 +89,16 @@ def check_name(name: str) -> str:
 def read(path: Path) -> pd.DataFrame:
     """One table of a sweep, with a ``sweep`` column; a clear error if it is unreadable.
 
-    The file is read into memory with one open: pyarrow opens a path more than
+    The file is opened once, as an Arrow file: pyarrow opens a path more than
     once (footer, then pages), and a writer's rename in between would pair the
-    old file's footer with the new one's pages.
+    old file's footer with the new one's pages. Not as Python bytes: Arrow may
+    release its reader on a worker thread after the read returns, and a
+    Python-owned buffer freed there as the interpreter exits aborts the
+    process ("terminate called without an active exception", apache/arrow#33975).
     """
     try:
-        frame = pd.read_parquet(io.BytesIO(Path(path).read_bytes()))
+        with pa.OSFile(str(path)) as source:
+            frame = pd.read_parquet(source)
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise WslError(
             f"cannot read {path}: {e}; it is not a readable parquet table (delete it or restore it)"
