@@ -111,3 +111,17 @@ def test_zoo_import_of_a_bad_checkpoint_fails_naming_it_and_writes_nothing(tmp_p
     result = wsl("zoo", "import", str(tmp_path / "public"), "--out", str(tmp_path / "z"), "--nonfinite", "fail")
     assert result.returncode == 2 and str(bad.parent.name) in result.stderr
     assert not (tmp_path / "z").exists()
+
+
+@pytest.mark.parametrize("command", [["sweep", "--resume"], ["promote"]])
+def test_a_sweep_that_is_not_there_is_named_with_the_sweeps_that_are(tmp_path, command):
+    (tmp_path / "results" / "other").mkdir(parents=True)
+    result = wsl(*command, "st13", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no sweep is named 'st13'" in result.stderr and "sweeps there: other" in result.stderr
+
+
+def test_a_sweep_killed_before_it_saved_its_config_says_to_start_it_anew(tmp_path):
+    (tmp_path / "results" / "st13").mkdir(parents=True)
+    result = wsl("sweep", "--resume", "st13", cwd=tmp_path)
+    assert result.returncode == 2 and "stopped before it began" in result.stderr and "remove" in result.stderr

@@ -317,10 +317,16 @@ def report_run(args) -> None:
 def _saved_sweep(name: str):
     """The config a sweep ran with (its ``sweep.yaml``, in today's format)."""
     from wsl.compose import load_yaml
+    from wsl.results import sweep_dir
     from wsl.sweep.config import SweepConfig, upgrade
-    from wsl.table import SWEEP_FILE, check_name, results_root
+    from wsl.table import SWEEP_FILE
 
-    return load_yaml(results_root() / check_name(name) / SWEEP_FILE, SweepConfig, upgrade)
+    path = sweep_dir(name) / SWEEP_FILE
+    if not path.is_file():
+        raise WslError(
+            f"sweep {name!r} stopped before it began ({path} is missing): remove {path.parent} and start it anew"
+        )
+    return load_yaml(path, SweepConfig, upgrade)
 
 
 def _show_results(name: str, top: int = 10) -> None:

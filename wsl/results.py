@@ -94,6 +94,12 @@ def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd
     return pd.concat([tables.read(p) for p in found], ignore_index=True)
 
 
+def sweep_dir(name: str, root: Path | str | None = None) -> Path:
+    """The directory of sweep ``name`` (a plain name, not a glob), or an error listing the sweeps there."""
+    (directory,) = _sweep_dirs(tables.check_name(name), Path(root if root is not None else results_root()))
+    return directory
+
+
 def _sweep_dirs(name: str, root: Path) -> list[Path]:
     if not SWEEP_NAME.fullmatch(name):
         raise WslError(
