@@ -309,12 +309,21 @@ def test_promote_keeps_rows_the_sweep_writes_while_it_trains(env, finished, prom
     assert after["late-trial"] == "RUNNING" and after[f"{worst['trial_id']}-promoted"] == "PROMOTED"
 
 
+def tune_snapshot(directory: Path) -> tuple:
+    """Which of Tune's experiment snapshots is in the sweep's storage now: a replaced file has a new inode or
+    mtime (the storage writes each file beside its place and renames it over)."""
+    states = sorted((directory / "tune").glob("experiment_state-*.json"))
+    return (states[-1].stat().st_ino, states[-1].stat().st_mtime_ns) if states else ()
+
+
 def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_path):
     """SIGKILL the driver while one trial has finished and the next is mid-run, then ``--resume``.
 
     Tune's experiment snapshot is taken every step here (TUNE_GLOBAL_CHECKPOINT_S=0, instead of every
-    10 s or more), so the trial that was running is known to the restored Tune and must continue from its
-    checkpoint: its epochs before the kill are not run again.
+    10 s or more), and the kill waits until the snapshot in storage has been replaced twice since the
+    trial's row showed its epochs (a snapshot begun after that row holds the trial's checkpoint; one
+    begun before may not, and then Tune rightly re-runs the epoch). So the trial that was running must
+    continue from its checkpoint: its epochs before the kill are not run again.
     """
     directory = Path(env["WSL_RESULTS"]) / "k1"
     args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1", "scheduler.kind=fifo")
@@ -325,14 +334,20 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    finished, midway = pd.DataFrame(), pd.DataFrame()
+    finished, midway, caught, snapshots = pd.DataFrame(), pd.DataFrame(), None, set()
     deadline = time.time() + 300
-    while (finished.empty or midway.empty) and time.time() < deadline and driver.poll() is None:
-        time.sleep(0.2)
-        if (directory / "trials.parquet").is_file():
-            trials = table.read(directory / "trials.parquet")  # one open: the driver replaces the file meanwhile
-            finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
-            midway = trials[(trials["status"] == "RUNNING") & (trials["epochs"] >= 1)]
+    while len(snapshots) < 3 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+        if not (directory / "trials.parquet").is_file():
+            continue
+        trials = table.read(directory / "trials.parquet")  # one open: the driver replaces the file meanwhile
+        finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
+        midway = trials[(trials["status"] == "RUNNING") & (trials["epochs"] >= 1)]
+        now = None if finished.empty or midway.empty else midway[["trial_id", "epochs"]].values.tolist()
+        if now != caught:
+            caught, snapshots = now, set()
+        if caught is not None:
+            snapshots.add(tune_snapshot(directory))
     assert driver.poll() is None, "the driver ended before it could be killed mid-trial"
     os.killpg(driver.pid, signal.SIGKILL)
     killed_at = time.time()
