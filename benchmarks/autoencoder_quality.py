@@ -42,6 +42,7 @@ import torch
 
 from wsl import table
 from wsl.config import TrainConfig, flatten, with_values
+from wsl.metrics import on_test
 from wsl.train import train
 from wsl.zoo.store import load_zoo
 
@@ -99,7 +100,7 @@ def run(rung: str, seed: int, zoo, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cfg = with_values(TrainConfig(zoo=str(zoo.path), out=out, seed=seed, generate=0), overrides(rung))
         t0 = time.perf_counter()
-        final = train(cfg, lambda metrics: None, zoo=zoo)
+        final = on_test(train(cfg, lambda metrics: None, zoo=zoo))  # the record reports the test models
         minutes = (time.perf_counter() - t0) / 60
     config = {f"config.{k}": str(v) for k, v in flatten(asdict(cfg)).items() if k not in ("out", "name")}
     return {"rung": rung, "seed": seed, **final, "minutes": minutes, **config}

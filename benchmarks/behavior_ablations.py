@@ -36,8 +36,9 @@ import pandas as pd
 import torch
 
 from wsl.config import OptimConfig, TrainConfig
-from wsl.evaluate import decode_rows, final_test_rows, run_models
+from wsl.evaluate import decode_rows, final_rows, run_models
 from wsl.losses import LossConfig
+from wsl.metrics import on_test
 from wsl.model import ModelConfig
 from wsl.run import load_run
 from wsl.train import train
@@ -75,7 +76,7 @@ def one_run(job: dict) -> dict:
     if warm:  # `epochs` of structure only, then as many again with the behavioral loss, same optimiser state
         train(replace(cfg, loss=replace(cfg.loss, beta=1.0)), lambda m: None)
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=2 * epochs))
-    final = train(cfg, lambda m: None, resume=bool(warm))
+    final = on_test(train(cfg, lambda m: None, resume=bool(warm)))  # the record reports the test models
     return {**job, **{k: final[k] for k in ("rec_acc_ratio", "rec_agreement", "probe_r2")}, **diagnose(cfg)}
 
 
@@ -84,7 +85,7 @@ def diagnose(cfg: TrainConfig) -> dict[str, float]:
     """``acc_corr`` and ``sameness`` (see the module docstring) of the trained run in ``cfg.out``."""
     run = load_run(cfg.out)
     data, lay, device = run.data(), run.lay, run.device
-    rows = final_test_rows(data)
+    rows = final_rows(data, "test")
     acts = list(data.activations[rows])
     original = {k: v[rows].to(device) for k, v in data.zoo.weights.items()}
     rebuilt = decode_rows(run.model, data, rows)

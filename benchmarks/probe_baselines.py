@@ -70,17 +70,22 @@ def main() -> None:
     for target, metric in TARGETS.items():
         values = probe_target(zoo.models, target)
         y = {s: values[split == s] for s in SPLITS}
-        ridge, boosted = ridge_probe(x, y), boosted_probe(x, y, args.seed)
-        gain[target] = boosted["r2"] - ridge["r2"]
+        ridge, boosted = ridge_probe(x, y, groups(zoo)), boosted_probe(x, y, groups(zoo), args.seed)
+        gain[target] = boosted["test"]["r2"] - ridge["test"]["r2"]
         print(
-            f"{target + ' (' + metric + ')':<28} {ridge['r2']:>9.3f} {ridge['tau']:>6.3f}"
-            f" {boosted['r2']:>11.3f} {boosted['tau']:>6.3f} {boosted['rounds']:>7}"
+            f"{target + ' (' + metric + ')':<28} {ridge['test']['r2']:>9.3f} {ridge['test']['tau']:>6.3f}"
+            f" {boosted['test']['r2']:>11.3f} {boosted['test']['tau']:>6.3f} {boosted['rounds']:>7}"
         )
     print(f"\nclaim: on test accuracy the nonlinear baseline explains {gain['test_acc']:+.3f} more variance than ridge")
     if args.run:
         representations(zoo, args.run, stats, args.seed)
     if args.train_models:
         learning_curve(zoo, stats, args.train_models, args.seed, args.write_cuts)
+
+
+def groups(zoo: Zoo) -> np.ndarray:
+    """The model of each training row: the probes' cross-validation keeps a model's checkpoints in one fold."""
+    return zoo.models["model_id"].to_numpy()[zoo.models["split"].to_numpy() == "train"]
 
 
 def _check_cut_args(args: argparse.Namespace, zoo: Zoo) -> None:
@@ -129,10 +134,10 @@ def representations(zoo: Zoo, run: str, stats: np.ndarray, seed: int) -> None:
     print(f"{'representation':<28} {'dims':>6} {'ridge R²':>9} {'tau':>6} {'boosted R²':>11} {'tau':>6}")
     for name, f in features.items():
         x = {s: f[split == s] for s in SPLITS}
-        ridge = ridge_probe(x, y)
+        ridge = ridge_probe(x, y, groups(zoo))["test"]
         line = f"{name:<28} {f.shape[1]:>6} {ridge['r2']:>9.3f} {ridge['tau']:>6.3f}"
         if f.shape[1] <= 128:  # boosting on thousands of columns takes minutes and says little more
-            boosted = boosted_probe(x, y, seed)
+            boosted = boosted_probe(x, y, groups(zoo), seed)["test"]
             line += f" {boosted['r2']:>11.3f} {boosted['tau']:>6.3f}"
         print(line)
 
@@ -153,8 +158,10 @@ def learning_curve(zoo: Zoo, stats: np.ndarray, sizes: list[int], seed: int, cut
         keep = (split != "train") | np.isin(ids, order[:n])
         rows = {s: keep & (split == s) for s in SPLITS}
         x, y = {s: stats[r] for s, r in rows.items()}, {s: values[r] for s, r in rows.items()}
-        ridge, boosted = ridge_probe(x, y), boosted_probe(x, y, seed)
-        print(f"{n:>5} {rows['train'].sum():>6} {ridge['r2']:>9.3f} {boosted['r2']:>11.3f} {boosted['rounds']:>7}")
+        train = ids[rows["train"]]
+        ridge, boosted = ridge_probe(x, y, train), boosted_probe(x, y, train, seed)
+        r2 = ridge["test"]["r2"], boosted["test"]["r2"]
+        print(f"{n:>5} {rows['train'].sum():>6} {r2[0]:>9.3f} {r2[1]:>11.3f} {boosted['rounds']:>7}")
         if cuts:
             save_zoo(Path(cuts) / f"train-{n}", zoo.select(keep))
 

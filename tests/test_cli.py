@@ -125,3 +125,12 @@ def test_a_sweep_killed_before_it_saved_its_config_says_to_start_it_anew(tmp_pat
     (tmp_path / "results" / "st13").mkdir(parents=True)
     result = wsl("sweep", "--resume", "st13", cwd=tmp_path)
     assert result.returncode == 2 and "stopped before it began" in result.stderr and "remove" in result.stderr
+
+
+def test_a_sweep_of_an_earlier_wsl_is_not_resumed_into_a_table_of_other_figures(tmp_path):
+    """Version 2 recorded test-split figures; a resume would append validation figures under the same names."""
+    (tmp_path / "results" / "old").mkdir(parents=True)
+    (tmp_path / "results" / "old" / "sweep.yaml").write_text("version: 2\nname: old\n")
+    result = wsl("sweep", "--resume", "old", cwd=tmp_path)
+    assert result.returncode == 2 and "version 2" in result.stderr and "start a new sweep" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "results" / "old").iterdir()) == ["sweep.yaml"]

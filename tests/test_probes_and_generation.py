@@ -20,13 +20,31 @@ def test_ridge_probe_recovers_a_linear_target():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(100, 5))
     probe = probes.ridge_probe(*split(x, x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 4.0))
-    assert probe["r2"] > 0.999 and probe["tau"] > 0.99
+    assert probe["test"]["r2"] > 0.999 and probe["test"]["tau"] > 0.99 and probe["val"]["r2"] > 0.999
 
 
 def test_ridge_probe_finds_nothing_in_features_unrelated_to_the_target():
     rng = np.random.default_rng(0)
     probe = probes.ridge_probe(*split(rng.normal(size=(100, 5)), rng.normal(size=100)))
-    assert probe["r2"] < 0.2 and abs(probe["tau"]) < 0.3
+    assert probe["test"]["r2"] < 0.2 and abs(probe["test"]["tau"]) < 0.3
+
+
+@pytest.mark.parametrize("fit", [probes.ridge_probe, probes.boosted_probe])
+def test_a_probe_chooses_its_regularisation_without_the_held_out_rows(fit):
+    """Only the training rows choose alpha (or rounds): other validation rows leave the test score as it was."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(100, 5))
+    y = x @ np.array([1.0, 0.0, 0.5, 0.0, 0.0]) + rng.normal(size=100)
+    features, targets = split(x, y)
+    other = {**targets, "val": rng.normal(size=20) * 10}  # validation targets that would pick another alpha
+    a, b = fit(features, targets), fit(features, other)
+    assert a["test"] == b["test"] and a["val"] != b["val"]
+
+
+def test_cross_validation_folds_keep_a_models_checkpoints_together():
+    groups = np.repeat(np.arange(12), 3)  # 12 models, 3 checkpoints each
+    for train, held in probes._folds(len(groups), groups):
+        assert not set(groups[train]) & set(groups[held])
 
 
 def test_r2_is_one_for_a_perfect_prediction_and_zero_for_the_mean():

@@ -1,5 +1,6 @@
-"""Promotion: a promoted row holds the source trial's config and, per metric the final runs reported, mean and
-spread over seeds; bad counts are refused before anything is read."""
+"""Promotion: a promoted row holds the source trial's config, the validation figure that picked it and, per
+metric the final runs reported, mean, spread and (test figures) a 95% interval over seeds no trial ran; bad
+counts are refused before anything is read."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from wsl.config import TrainConfig
 from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.promote import aggregate, promote, promoted_config
+from wsl.sweep.promote import aggregate, pick, promote, promoted_config, trial_seeds
 
 SOURCE = pd.Series(
     {
@@ -27,6 +28,7 @@ CFG = promoted_config(SOURCE, TrainConfig(zoo="zoos/elsewhere"), epochs=12, out=
 def final(seed: int, generate: bool) -> dict:
     """What ``wsl.train.train`` returns at the end of a run (made-up values)."""
     metrics = {
+        "seed": seed,
         "epoch": 12,
         "rec_acc": 0.8 + seed / 100,
         "rec_acc_ratio": 0.95 + seed / 100,
@@ -40,6 +42,8 @@ def final(seed: int, generate: bool) -> dict:
         "probe_tau_gap": 0.1,
         "baseline_r2": 0.6,
         "baseline_tau": 0.5,
+        "test_objective": 0.4 + seed / 10,
+        "test_rec_acc": 0.8,
     }
     if generate:
         metrics.update(gen_acc=0.7, gen_novelty=3.0, noise_acc=0.6, noise_novelty=3.0, avg_acc=0.1, avg_novelty=1.0)
@@ -57,10 +61,62 @@ def test_a_promoted_row_names_the_zoo_and_budget_it_ran_with():
     assert row["zoo"] == "zoos/elsewhere" and row["optim.epochs"] == 12
 
 
-def test_a_promoted_row_holds_mean_and_spread_over_seeds():
+def test_a_promoted_row_holds_mean_and_sample_spread_over_seeds():
     row = aggregate(SOURCE, CFG, [final(0, True), final(1, True)], Path("out"), Path("promoted.yaml"))
-    assert row["rec_acc_ratio"] == pytest.approx(0.955) and row["rec_acc_ratio_std"] == pytest.approx(0.005)
+    assert row["rec_acc_ratio"] == pytest.approx(0.955) and row["rec_acc_ratio_std"] == pytest.approx(0.01 / 2**0.5)
     assert row["gen_acc"] == pytest.approx(0.7) and row["noise_novelty_std"] == 0.0
+
+
+def test_a_promoted_row_gives_a_95_percent_t_interval_of_its_test_figures():
+    """Three seeds at 0.4, 0.5, 0.6: std 0.1, half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.303 * 0.0577."""
+    row = aggregate(SOURCE, CFG, [final(s, False) for s in (0, 1, 2)], Path("out"), Path("promoted.yaml"))
+    assert row["test_objective"] == pytest.approx(0.5) and row["test_objective_std"] == pytest.approx(0.1)
+    assert row["test_objective_ci95"] == pytest.approx(0.24841, abs=1e-5)
+    assert "rec_acc_ratio_ci95" not in row  # validation figures get no interval: they picked nothing here
+
+
+def test_a_promoted_row_names_its_seeds_and_the_figure_that_picked_it():
+    source = pd.Series({**SOURCE, "pick_value": 0.91})
+    row = aggregate(source, CFG, [final(3, False), final(4, False)], Path("out"), Path("promoted.yaml"))
+    assert row["promoted_seeds"] == "3,4" and row["pick_value"] == 0.91
+
+
+def test_the_seeds_trials_ran_are_never_promoted_seeds():
+    trials = pd.DataFrame({"trial_id": ["a", "b", "a-promoted"], "status": ["TERMINATED", "STOPPED", "PROMOTED"]})
+    trials["seed"] = [0, 2, 1]
+    assert trial_seeds(trials, SweepConfig()) == {0, 2}
+
+
+def test_a_promoted_run_takes_the_sweeps_budget_and_evaluation_not_the_trials():
+    """A trial row records what trials alone run with (no test figures, no baselines, no generation)."""
+    row = pd.Series({**SOURCE, "eval.test": False, "eval.baselines": False, "generate": 0, "optim.epochs": 3})
+    cfg = promoted_config(row, TrainConfig(), epochs=30, out=Path("out"))
+    assert (cfg.eval.test, cfg.eval.baselines, cfg.generate, cfg.optim.epochs) == (True, True, 32, 30)
+    assert cfg.loss.beta == 0.1
+
+
+# one trial per rule: "lucky" peaks at epoch 2, "steady" ends highest among those at max_t, "cut" stopped early
+TRIALS = pd.DataFrame(
+    {"trial_id": ["lucky", "steady", "cut"], "status": ["TERMINATED", "TERMINATED", "STOPPED"], "sweep": "s"}
+)
+EPOCHS = pd.DataFrame(
+    {
+        "trial_id": ["lucky"] * 3 + ["steady"] * 3 + ["cut"],
+        "epoch": [1, 2, 3, 1, 2, 3, 1],
+        "objective": [0.5, 0.9, 0.6, 0.5, 0.7, 0.8, 0.85],
+    }
+)
+
+
+@pytest.mark.parametrize(("rule", "trial", "value"), [("best", "lucky", 0.9), ("last", "steady", 0.8)])
+def test_pick_ranks_the_finished_trials_by_the_rule(rule, trial, value):
+    (row,) = pick(TRIALS, EPOCHS, "objective", None, 1, rule, max_t=3).to_dict("records")
+    assert (row["trial_id"], row["pick_value"]) == (trial, value)
+
+
+def test_a_race_picks_one_trial(tmp_path):
+    with pytest.raises(WslError, match="--rule race picks one trial"):
+        promote(SweepConfig(), tmp_path, tmp_path / "promoted", rule="race", top_k=2)
 
 
 def test_runs_that_generate_nothing_promote_without_generation_columns():
@@ -69,7 +125,14 @@ def test_runs_that_generate_nothing_promote_without_generation_columns():
 
 
 @pytest.mark.parametrize(
-    ("option", "flag"), [({"seeds": 0}, "--seeds 0"), ({"top_k": 0}, "--top-k 0"), ({"epochs": -1}, "--epochs -1")]
+    ("option", "flag"),
+    [
+        ({"seeds": 0}, "--seeds 0"),
+        ({"top_k": 0}, "--top-k 0"),
+        ({"epochs": -1}, "--epochs -1"),
+        ({"race_k": 0}, "--race-k 0"),
+        ({"rule": "mean"}, "--rule 'mean' is unknown"),
+    ],
 )
 def test_promote_refuses_a_count_below_one_before_reading_anything(tmp_path, option, flag):
     with pytest.raises(WslError, match=flag):

@@ -89,6 +89,22 @@ def test_load_glob_concatenates_sweeps_told_apart_by_the_sweep_column(root):
     assert frame.groupby("sweep").size().to_dict() == {"paper-a": 4, "paper-b": 2}
 
 
+def test_load_labels_which_models_the_metrics_are_on(root):
+    (root / "paper-a" / "sweep.yaml").write_text("version: 2\nname: paper-a\n")  # an earlier wsl's sweep
+    (root / "paper-b" / "sweep.yaml").write_text("version: 3\nname: paper-b\n")
+    frame = load("paper-*", root=root)
+    assert frame.groupby("sweep")["metrics_split"].unique().map(list).to_dict() == {
+        "paper-a": ["test"],
+        "paper-b": ["val"],
+    }
+    note = results.split_note(frame)
+    assert "paper-a (written before version 3) are on the zoo's test models" in note and "do not compare" in note
+
+
+def test_validation_figures_alone_need_no_note(root):
+    assert results.split_note(load("paper-*", root=root)) is None
+
+
 def test_load_epochs_table(root):
     assert list(load("paper-a", table="epochs", root=root)["epoch"]) == [1, 2, 3, 4]
 

@@ -23,7 +23,9 @@ from wsl import table
 from wsl.compose import load_yaml
 from wsl.run import load_run
 from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.promote import pick
 from wsl.sweep.replay import Setting, recorded, simulate
+from wsl.sweep.rules import RULES
 from wsl.sweep.search import study_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,13 +243,74 @@ def promoted(env, finished):
     return trials, best
 
 
-def test_promote_runs_the_best_trial_over_seeds_and_links_back(finished, promoted):
+def test_promote_runs_the_best_trial_over_seeds_no_trial_ran_and_links_back(finished, promoted):
     directory, _ = finished
     trials, best = promoted
     (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
-    assert row["source_trial"] == best["trial_id"] and row["seeds"] == 2 and row["rec_acc_ratio_std"] >= 0
+    assert row["source_trial"] == best["trial_id"] and row["seeds"] == 2
+    assert row["pick_value"] == best["best_objective"] and row["pick_rule"] == "best"
     models = pd.read_parquet(directory / "promoted" / best["trial_id"] / "models.parquet")
-    assert set(models["seed"]) == {0, 1} and {"test_acc", "rec_acc", "emb_x", "emb_y"} <= set(models.columns)
+    ran = set(trials.loc[trials["status"] != "PROMOTED", "seed"])
+    assert ran == {0} and set(models["seed"]) == {1, 2} and row["promoted_seeds"] == "1,2"
+    assert {"test_acc", "rec_acc", "emb_x", "emb_y"} <= set(models.columns)
+
+
+def test_a_promoted_row_gives_test_figures_beside_validation_ones(promoted):
+    trials, _ = promoted
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    assert row["test_objective"] == pytest.approx(0.5 * row["test_rec_agreement"] + 0.5 * row["test_probe_r2"])
+    assert row["test_objective_ci95"] > 0 and row["test_rec_agreement"] != row["rec_agreement"]
+    assert {"test_baseline_r2", "test_copy_best_agreement_working", "copy_best_agreement_working"} <= set(row)
+
+
+def test_a_sweep_records_no_test_figure_and_its_objective_is_the_validation_ones(finished):
+    directory, _ = finished
+    epochs = pd.read_parquet(directory / "epochs.parquet")
+    trials = pd.read_parquet(directory / "trials.parquet")
+    trials = trials[trials["status"] != "PROMOTED"].dropna(axis=1, how="all")  # the trials' own cells
+    assert not [c for c in (*epochs.columns, *trials.columns) if c.startswith("test_")]
+    assert epochs["objective"].to_numpy() == pytest.approx(0.5 * epochs["rec_agreement"] + 0.5 * epochs["probe_r2"])
+    assert (trials["eval.test"] == False).all()  # noqa: E712 (a column of booleans)
+
+
+@pytest.fixture(scope="module")
+def other_test_models(env, finished, zoo_copy, tmp_path_factory):
+    """s1 again, on its zoo with the test-split models replaced (other weights, other recorded accuracies)."""
+    from conftest import with_other_test_models
+
+    from wsl.zoo.store import load_zoo, save_zoo
+
+    zoo = save_zoo(tmp_path_factory.mktemp("other") / "zoo", with_other_test_models(load_zoo(zoo_copy)))
+    clash = ["+space.model.d_model={choices:[32,36]}", "+space.model.heads={choices:[4,8]}"]
+    result = wsl(env, "sweep", *tiny(zoo, "s2", *clash, "search.seed=3", "search.max_concurrent=1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(env["WSL_RESULTS"]) / "s2"
+
+
+def test_a_sweeps_decisions_do_not_depend_on_the_test_models(finished, other_test_models):
+    """The same proposals, the same ASHA stops, the same promotion pick, whatever the test models are."""
+    tables = {}
+    for name, directory in (("s1", finished[0]), ("s2", other_test_models)):
+        trials = pd.read_parquet(directory / "trials.parquet").query("status != 'PROMOTED'")
+        epochs = pd.read_parquet(directory / "epochs.parquet")
+        order = {t: i for i, t in enumerate(trials["trial_id"])}  # trial ids are random: compare start order
+        picks = {rule: order[pick(trials, epochs, "objective", None, 1, rule, 3)["trial_id"].item()] for rule in RULES}
+        searched = ["loss.beta", "loss.gamma", "loss.probe_size", "tokens.width", "model.d_model", "model.heads"]
+        tables[name] = (trials[searched].to_dict("records"), trials["status"].tolist(), trials["epochs"].tolist())
+        tables[name] += (picks, epochs.sort_values("reported_at")["objective"].tolist())  # in arrival order
+    assert tables["s1"] == tables["s2"]
+
+
+def test_a_race_promotes_the_winner_of_fresh_seeds_on_validation(env, other_test_models):
+    result = wsl(env, "promote", "s2", "--rule", "race", "--race-k", "2", "--seeds", "1", "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_parquet(other_test_models / "trials.parquet")
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    raced = json.loads(row["race_values"])  # {trial: [its racing figure on seed 1]}
+    finished = trials[trials["status"] == "TERMINATED"].sort_values("objective", ascending=False)
+    assert sorted(raced) == sorted(finished["trial_id"].head(2)) and max(raced, key=raced.get) == row["source_trial"]
+    assert row["pick_value"] == raced[row["source_trial"]][0] and row["promoted_seeds"] == "2"
+    assert row["pick_rule"] == "race of 2" and "race of 2" in result.stdout
 
 
 def test_the_promoted_yaml_is_the_trials_config_on_the_sweeps_zoo(env, finished, promoted, zoo_copy):

@@ -12,7 +12,7 @@ from wsl import metrics
 from wsl.config import OptimConfig, TokenConfig, TrainConfig
 from wsl.data import behavior, prepare
 from wsl.errors import WslError
-from wsl.evaluate import probe_rows, reconstruction
+from wsl.evaluate import copy_baselines, final_rows, probe_rows, reconstruction
 from wsl.generate import generation_population
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
@@ -181,7 +181,7 @@ def test_a_finished_run_reloads_from_its_directory_alone(finished, small_zoo_pat
     fitted = prepare(load_zoo(small_zoo_path), 32, "cpu").norm
     assert torch.equal(reloaded.norm.mean, fitted.mean) and torch.equal(reloaded.norm.std, fitted.std)
     assert reloaded.epoch == reports[-1]["epoch"] and reloaded.cfg.model.latent_dim == 8
-    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5)
+    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5, split="val")
     assert {k: rec[k] for k in RECONSTRUCTION} == {k: reports[-1][k] for k in RECONSTRUCTION}
 
 
@@ -192,7 +192,7 @@ def test_a_checkpoint_of_the_first_format_reloads_by_refitting_from_its_zoo(fini
     (tmp_path / "old").mkdir()
     torch.save(old, tmp_path / "old" / CHECKPOINT)
     reloaded = load_run(tmp_path / "old", "cpu")
-    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5)
+    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5, split="val")
     assert {k: rec[k] for k in RECONSTRUCTION} == {k: reports[-1][k] for k in RECONSTRUCTION}
 
 
@@ -287,3 +287,56 @@ def test_a_warm_start_trains_on_structure_alone_first(small_zoo_path, tmp_path):
     reports = []
     train(cfg, reports.append)
     assert np.isnan(reports[0]["loss_behav"]) and np.isfinite(reports[1]["loss_behav"])
+
+
+def test_what_a_run_reports_each_epoch_does_not_depend_on_the_test_models(small_zoo_path, tmp_path):
+    """Per-epoch figures are validation figures: other test models (weights and accuracies) change none."""
+    from conftest import with_other_test_models
+
+    zoo = load_zoo(small_zoo_path)
+    cfg = replace(config(small_zoo_path, tmp_path / "a"), generate=0)
+    cfg.optim.epochs = 1
+    reports = {}
+    for name, z in (("a", zoo), ("b", with_other_test_models(zoo))):
+        reports[name] = []
+        train(replace(cfg, out=str(tmp_path / name)), reports[name].append, zoo=z)
+    a, b = (pd.DataFrame(reports[name]).drop(columns="time_s") for name in ("a", "b"))
+    assert a.equals(b)  # NaN equal to NaN (no later rows in this zoo)
+
+
+def test_the_end_of_a_run_reports_the_test_models_under_test_names(run, small_zoo_path):
+    _, reports, final = run
+    assert not any(k.startswith("test_") for k in reports[-1])
+    data = prepare(load_zoo(small_zoo_path), 32, "cpu")
+    copies = copy_baselines(data, "test", 0.5)
+    assert {k: final[f"test_{k}"] for k in copies} == copies
+    assert {k: reports[-1][k] for k in copies} == copy_baselines(data, "val", 0.5) != copies
+
+
+def test_a_run_with_eval_test_off_computes_no_test_figure(small_zoo_path, tmp_path):
+    cfg = replace(config(small_zoo_path, tmp_path / "off"), generate=0)
+    cfg.optim.epochs = 1
+    cfg.eval = replace(cfg.eval, test=False)
+    final = train(cfg, lambda metrics: None)
+    assert set(final) == set(metrics.EPOCH)
+
+
+def test_a_copied_training_model_agrees_with_its_original_as_computed_by_hand(small_zoo_path):
+    """The copy baselines on the test zoo, recomputed here from the models' predictions."""
+    data = prepare(load_zoo(small_zoo_path), 32, "cpu")
+    held, train_rows = final_rows(data, "test"), final_rows(data, "train")
+    acc = data.zoo.models["test_acc"].to_numpy()
+
+    def predictions(row):
+        params = {k: v[row : row + 1] for k, v in data.zoo.weights.items()}
+        return forward(data.lay.arch, params, data.task.x_test, [data.activations[row]]).argmax(-1)[0]
+
+    agree = np.array([[(predictions(h) == predictions(t)).double().mean().item() for t in train_rows] for h in held])
+    best = agree[:, acc[train_rows].argmax()]
+    closest = agree[np.arange(len(held)), np.abs(acc[held][:, None] - acc[train_rows][None]).argmin(1)]
+    working = acc[held] >= 0.5
+    got = copy_baselines(data, "test", 0.5)
+    assert got["copy_best_agreement_working"] == pytest.approx(best[working].mean())
+    assert got["copy_closest_agreement_working"] == pytest.approx(closest[working].mean())
+    assert got["copy_oracle_agreement_working"] == pytest.approx(agree.max(1)[working].mean())
+    assert got["copy_oracle_agreement_working"] >= got["copy_best_agreement_working"]

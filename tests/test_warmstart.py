@@ -19,7 +19,7 @@ def sweep(*overrides):
     return load_config("sweep", [*fixed, *overrides], SweepConfig)
 
 
-def earlier(root, name="old", objective=OBJECTIVE, trials=None):
+def earlier(root, name="old", objective=OBJECTIVE, trials=None, version=3):
     """An earlier sweep's results as its recorder writes them: trials, per-epoch metrics, sweep.yaml."""
     base = {"loss.gamma": 0.05, "loss.beta": 0.1, "loss.probe_size": 256, "tokens.width": "32", "optim.lr": 1e-3}
     trials = trials or [
@@ -31,7 +31,9 @@ def earlier(root, name="old", objective=OBJECTIVE, trials=None):
     ]
     directory = root / name
     directory.mkdir(parents=True)
-    (directory / table.SWEEP_FILE).write_text(yaml.safe_dump({"version": 2, "name": name, "objective": objective}))
+    (directory / table.SWEEP_FILE).write_text(
+        yaml.safe_dump({"version": version, "name": name, "objective": objective})
+    )
     table.write(
         directory / table.TRIALS,
         [{"trial_id": t, "status": s, "epochs": n, **base, **values} for t, s, n, values in trials],
@@ -99,6 +101,13 @@ def test_globs_match_several_sweeps_but_never_the_new_one(tmp_path):
 def test_another_objective_is_refused_naming_the_sweep(tmp_path):
     earlier(tmp_path, objective="0.5*rec_acc_ratio + 0.5*probe_r2")
     with pytest.raises(WslError, match="sweep 'old' was judged by another objective"):
+        warmstart.seeds(sweep("search.warm_start=old"), tmp_path)
+
+
+def test_a_sweep_judged_on_the_test_models_cannot_seed_a_warm_start(tmp_path):
+    """Version 2 and before computed the objective on the test models: told to TPE, they would steer it."""
+    earlier(tmp_path, version=2)
+    with pytest.raises(WslError, match="sweep 'old' was written before version 3: its objective is on the zoo's test"):
         warmstart.seeds(sweep("search.warm_start=old"), tmp_path)
 
 

@@ -107,7 +107,15 @@ def _parser() -> argparse.ArgumentParser:
 
     promote = commands.add_parser("promote", help="re-run a sweep's best trial at full budget over several seeds")
     promote.add_argument("name", help="sweep name")
-    promote.add_argument("--metric", default="objective", help="pick the trial with the best value of this column")
+    promote.add_argument("--metric", default="objective", help="pick by this validation metric (default objective)")
+    promote.add_argument(
+        "--rule",
+        default=None,
+        help="how trials are ranked on --metric: last (its value at its last epoch, trials that ran to max_t), best "
+        "(its best epoch; the default) or race (the top --race-k by last re-run on fresh seeds at the trials' "
+        "budget, successive halving on validation; see wsl.sweep.rules)",
+    )
+    promote.add_argument("--race-k", type=int, default=3, help="candidates of --rule race (default 3)")
     promote.add_argument("--trial", help="promote this trial id instead")
     promote.add_argument("--top-k", type=int, default=1, help="promote the k best trials")
     promote.add_argument("--seeds", type=int, default=3, help="final runs, one per seed (default 3)")
@@ -275,6 +283,9 @@ def results_run(args) -> None:
     if args.watch:
         return results.watch(args.name, every=args.watch, table=table, top=args.top, **query)
     frame = results.load(args.name, table=table)
+    note = results.split_note(frame)
+    if note:
+        print(note, file=sys.stderr)
     if args.pareto:
         frame = results.pareto_front(frame)
     rows = results.query(frame, top=args.top, **query)
@@ -285,12 +296,20 @@ def results_run(args) -> None:
 
 def promote_run(args) -> None:
     from wsl.compose import config_dir
-    from wsl.metrics import SUMMARY
+    from wsl.metrics import SUMMARY, TEST_PREFIX
     from wsl.sweep.promote import promote
-    from wsl.table import PROMOTED_DIR, results_root
+    from wsl.sweep.rules import DEFAULT
+    from wsl.table import PROMOTED_DIR, VALIDATION_FROM, results_root
 
+    sweep = _saved_sweep(args.name)
+    if sweep.version < VALIDATION_FROM:
+        print(
+            f"note: sweep {args.name} was written before version {VALIDATION_FROM}: its trials were judged on the "
+            "test models, so the pick saw them and the promoted test figures are optimistic",
+            file=sys.stderr,
+        )
     for row in promote(
-        _saved_sweep(args.name),
+        sweep,
         results_root() / args.name,
         config_dir() / PROMOTED_DIR,
         metric=args.metric,
@@ -299,13 +318,32 @@ def promote_run(args) -> None:
         seeds=args.seeds,
         epochs=args.epochs,
         address=args.address,
+        rule=args.rule or DEFAULT,
+        race_k=args.race_k,
     ):
-        table = Table(title=f"promoted {row['source_trial']} of {args.name}", show_header=False)
+        title = (
+            f"promoted {row['source_trial']} of {args.name}: picked by {row['pick_rule']} {row['pick_metric']} "
+            f"{_fmt(row['pick_value'])} (validation); seeds {row['promoted_seeds']}"
+        )
+        table = Table(title=title)
+        for header in ("metric", "validation, mean ± std", "test, mean ± std", "test 95% interval"):
+            table.add_column(header)
         for key in SUMMARY:
-            if key in row:  # gen_acc only when the runs generate models
-                table.add_row(key, f"{row[key]:.3f} ± {row[key + '_std']:.3f}")
+            test = TEST_PREFIX + key
+            if key in row or test in row:  # gen_acc only when the runs generate models
+                ci = row.get(f"{test}_ci95")
+                shown = f"[{row[test] - ci:.3f}, {row[test] + ci:.3f}]" if test in row and ci == ci else "-"
+                table.add_row(key, _spread(row, key), _spread(row, test), shown)
         table.add_row("config", row["config_file"])
         console.print(table)
+
+
+def _spread(row: dict, key: str) -> str:
+    """``mean ± std`` of a PROMOTED row's metric, ``-`` where it has none."""
+    if key not in row:
+        return "-"
+    std = row.get(f"{key}_std")
+    return f"{row[key]:.3f}" + (f" ± {std:.3f}" if std == std else "")
 
 
 def report_run(args) -> None:

@@ -39,6 +39,7 @@ class EvalConfig:
     later_epoch: int = 5  # "later rows": checkpoints at or after this epoch (the papers' zoos hold no earlier ones)
     working_acc: float = 0.5  # held-out originals at or above this test accuracy are "working", the rest "broken"
     baselines: bool = True  # boosting and metadata baselines at the end of a run (seconds; sweep trials skip them)
+    test: bool = True  # the end of a run: baselines and the test figures (test_*); sweep trials never compute them
 
 
 @dataclass

@@ -1,15 +1,25 @@
 """How good a trained autoencoder is: its reconstructions run as networks, its embeddings probed.
 
+The zoo is split by model into train, validation and test. Every figure a
+sweep may decide by is a *validation* figure: the per-epoch metrics are
+computed on the validation models (probes are fit on the training models and
+choose their regularisation there too). The test models are read only by
+``evaluate_final``, once, at the end of a run that reports (``wsl train``, a
+promoted run), under names that say so (``test_*``); sweep trials never call it.
+
 - ``run_models``: test accuracy of (decoded) models and their agreement with
   the originals (share of test inputs on which both predict the same class).
 - ``evaluate_epoch``: what a run reports every epoch (DESIGN.md's metrics):
-  held-out structural loss, reconstruction of the held-out trained models
-  (all of them, and apart for *working* and *broken* originals: a
+  held-out structural loss, reconstruction of the validation split's trained
+  models (all of them, and apart for *working* and *broken* originals: a
   reconstruction that repairs a broken model is unfaithful), the embedding's
   ridge probe of test accuracy on all rows and on *later* rows.
-- ``evaluate_final``: what it adds at the end: the three baselines on exactly
-  the probe's rows (ridge and boosting on weight statistics, boosting on
-  metadata) and the probe's extra targets (epoch, generalisation gap).
+- ``copy_baselines``: the agreement a model that is *not* an original's
+  reconstruction reaches with it (a copied training model): what a
+  reconstruction's agreement must beat to carry anything of its own original.
+- ``evaluate_final``: the baselines beside the probe on the same rows (ridge and
+  boosting on weight statistics, boosting on metadata) and the probe's extra
+  targets, on validation and test; every epoch figure again on the test models.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from wsl.zoo.arch import Arch, forward
 from wsl.zoo.tasks import Task
 
 EXTRA_TARGETS = ("epoch", "gap")  # probed at the end of a run: probe_r2_epoch, probe_tau_gap, ...
+TEST = "test_"  # the prefix of every figure on the test models
 
 
 @torch.no_grad()
@@ -70,17 +81,21 @@ def decode_rows(model: Autoencoder, data: Data, rows: np.ndarray) -> dict[str, T
 
 @torch.no_grad()
 def evaluate_epoch(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, float]:
-    """Held-out structural loss, reconstruction accuracy/agreement and the embedding probe (all and later rows)."""
+    """Held-out structural loss and the validation models' scores: what a sweep may decide by."""
     model.eval()
     mask = data.lay.mask.to(data.tokens.device)
     val = data.tokens[data.rows["val"]]
     val_struct = float(struct_loss(model(val, positions_of(data))[0], val, mask))
-    features = embeddings(model, data)
-    target = probes.probe_target(data.zoo.models, "test_acc")
-    out = {"val_loss_struct": val_struct, **reconstruction(model, data, ev.working_acc)}
-    for suffix, rows in probe_rows(data, ev.later_epoch).items():
-        probe = _probe(probes.ridge_probe, features, target, rows)
-        out[f"probe_r2{suffix}"], out[f"probe_tau{suffix}"] = probe["r2"], probe["tau"]
+    return {"val_loss_struct": val_struct, **scores(model, data, ev, "val")}
+
+
+def scores(model: Autoencoder, data: Data, ev: EvalConfig, split: str) -> dict[str, float]:
+    """Reconstruction of ``split``'s trained models and the embedding probe scored on ``split`` (all and later
+    rows): the metrics of ``wsl.metrics.SCORES``, unprefixed."""
+    out = reconstruction(model, data, ev.working_acc, split)
+    probed = _probes(probes.ridge_probe, embeddings(model, data), _target(data, "test_acc"), data, ev, (split,))
+    for suffix, by_split in probed.items():
+        out[f"probe_r2{suffix}"], out[f"probe_tau{suffix}"] = by_split[split]["r2"], by_split[split]["tau"]
     return out
 
 
@@ -92,27 +107,43 @@ def probe_rows(data: Data, later_epoch: int) -> dict[str, dict[str, np.ndarray] 
     return {"": data.rows, "_later": later if all(len(r) for r in later.values()) else None}
 
 
-def _probe(fit, features: np.ndarray, target: np.ndarray, rows: dict[str, np.ndarray] | None) -> dict[str, float]:
-    """``fit`` (a probe of ``wsl.probes``) on ``rows``; NaN when there are none."""
-    if rows is None:
-        return {"r2": float("nan"), "tau": float("nan")}
-    return fit({s: features[r] for s, r in rows.items()}, {s: target[r] for s, r in rows.items()})
+def _probes(fit, features: np.ndarray, target: np.ndarray, data: Data, ev: EvalConfig, splits: tuple[str, ...]):
+    """``fit`` (a probe of ``wsl.probes``) on the training rows, scored on ``splits``, for all and later rows:
+    ``{suffix: {split: {"r2", "tau"}}}`` (NaN where a split has no later rows)."""
+    model_ids = data.zoo.models["model_id"].to_numpy()
+    out = {}
+    for suffix, rows in probe_rows(data, ev.later_epoch).items():
+        if rows is None:
+            out[suffix] = {s: {"r2": float("nan"), "tau": float("nan")} for s in splits}
+            continue
+        used = {s: rows[s] for s in ("train", *splits)}
+        fitted = fit(
+            {s: features[r] for s, r in used.items()},
+            {s: target[r] for s, r in used.items()},
+            model_ids[rows["train"]],
+        )
+        out[suffix] = {s: fitted[s] for s in splits}
+    return out
 
 
-def final_test_rows(data: Data) -> np.ndarray:
-    """Test-split rows at the zoo's last checkpoint: trained models, judged by what they do."""
+def _target(data: Data, name: str) -> np.ndarray:
+    return probes.probe_target(data.zoo.models, name)
+
+
+def final_rows(data: Data, split: str) -> np.ndarray:
+    """``split``'s rows at the zoo's last checkpoint: trained models, judged by what they do."""
     models = data.zoo.models
     last = models["epoch"].to_numpy() == models["epoch"].max()
-    return np.intersect1d(data.rows["test"], np.flatnonzero(last))
+    return np.intersect1d(data.rows[split], np.flatnonzero(last))
 
 
-def reconstruction(model: Autoencoder, data: Data, working_acc: float) -> dict[str, float]:
-    """Reconstructed held-out models: all together, and working and broken originals apart.
+def reconstruction(model: Autoencoder, data: Data, working_acc: float, split: str) -> dict[str, float]:
+    """Reconstructed ``split`` models: all together, and working and broken originals apart.
 
     ``rec_acc_corr``: the correlation across models of original and reconstructed
     accuracy: whether reconstructions keep the originals' order and spread.
     """
-    per = reconstruction_per_model(model, data)
+    per = reconstruction_per_model(model, data, split)
     orig, rec, agree = per["test_acc"], per["rec_acc"], per["agreement"]
     working = orig >= working_acc
     return {
@@ -132,14 +163,51 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
-def reconstruction_per_model(model: Autoencoder, data: Data) -> dict[str, np.ndarray]:
-    """For each final test model: its row, original and reconstructed test accuracy, agreement."""
-    rows = final_test_rows(data)
-    original = {k: v[rows].to(data.tokens.device) for k, v in data.zoo.weights.items()}
-    acts = list(data.activations[rows])
-    rec = run_models(data.lay.arch, decode_rows(model, data, rows), acts, data.task, original)
+def reconstruction_per_model(model: Autoencoder, data: Data, split: str) -> dict[str, np.ndarray]:
+    """For each trained ``split`` model: its row, original and reconstructed test accuracy, agreement."""
+    rows = final_rows(data, split)
+    rec = run_models(
+        data.lay.arch, decode_rows(model, data, rows), list(data.activations[rows]), data.task, _weights(data, rows)
+    )
     test_acc = data.zoo.models["test_acc"].to_numpy()[rows]
     return {"row": rows, "test_acc": test_acc, "rec_acc": rec["acc"], "agreement": rec["agreement"]}
+
+
+def _weights(data: Data, rows: np.ndarray) -> dict[str, Tensor]:
+    """The zoo's weights of ``rows`` (name -> [len(rows), *shape]) on the tokens' device."""
+    return {k: v[rows].to(data.tokens.device) for k, v in data.zoo.weights.items()}
+
+
+@torch.no_grad()
+def copy_baselines(data: Data, split: str, working_acc: float) -> dict[str, float]:
+    """Agreement with ``split``'s trained originals of a training model copied in place of a reconstruction.
+
+    Three copies per original, from the training split's trained models: ``best``, the
+    one of highest recorded test accuracy (the same for every original); ``closest``,
+    the one whose recorded accuracy is nearest the original's (what metadata alone
+    finds); ``oracle``, the one that agrees most with this original (knows the
+    answer). Reported apart for working and broken originals, as
+    ``rec_agreement_working``/``_broken`` are: a reconstruction below these carries
+    nothing of its own original. They depend on the zoo alone: computed once a run.
+    """
+    held, train = final_rows(data, split), final_rows(data, "train")
+    acc = data.zoo.models["test_acc"].to_numpy()
+    arch, task = data.lay.arch, data.task
+    pred_held = _predictions(arch, _weights(data, held), list(data.activations[held]), task)  # [H, N]
+    pred_train = _predictions(arch, _weights(data, train), list(data.activations[train]), task)  # [T, N]
+    agree = torch.stack([(pred_train == p).double().mean(1) for p in pred_held]).cpu().numpy()  # [H, T]
+    closest = np.abs(acc[held][:, None] - acc[train][None]).argmin(1)
+    copies = {
+        "best": agree[:, acc[train].argmax()],
+        "closest": agree[np.arange(len(held)), closest],
+        "oracle": agree.max(1),
+    }
+    working = acc[held] >= working_acc
+    return {
+        f"copy_{name}_agreement_{kind}": _mean(values[mask])
+        for name, values in copies.items()
+        for kind, mask in (("working", working), ("broken", ~working))
+    }
 
 
 def embeddings(model: Autoencoder, data: Data) -> np.ndarray:
@@ -147,35 +215,39 @@ def embeddings(model: Autoencoder, data: Data) -> np.ndarray:
     return encode_all(model, data.tokens, positions_of(data)).double().cpu().numpy()
 
 
-def embedding_probe(model: Autoencoder, data: Data, targets: tuple[str, ...] = ("test_acc",)) -> dict[str, dict]:
-    """The ridge probe of the embeddings on all rows for each target: ``test_acc``, ``epoch`` or ``gap``.
-
-    ``gap`` is the generalisation gap, train minus test accuracy: with the
-    checkpoint's epoch, the field's extra probe targets.
-    """
-    features = embeddings(model, data)
-    models = data.zoo.models
-    return {t: _probe(probes.ridge_probe, features, probes.probe_target(models, t), data.rows) for t in targets}
-
-
 def evaluate_final(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, float]:
-    """End-of-run extras: the baselines on the embedding probe's rows, and the probe's extra targets.
+    """The end of a run that reports: baselines and extra targets on validation and test, every score on test.
 
     ``baseline_*``: ridge on weight statistics (always: cheap); with ``ev.baselines``
     also ``boost_*``, boosting on the same statistics, and ``meta_*``, boosting on
-    the metadata a user has without weights.
+    the metadata a user has without weights. Each is fit on the training models
+    once and scored on the rows the embedding's probe is scored on: validation
+    (unprefixed) and test (``test_*``). The extra targets: ``probe_r2_epoch``,
+    ``probe_r2_gap`` (and their tau), on all rows.
     """
     stats = probes.weight_statistics(data.zoo.weights)
-    meta = probes.metadata(data.zoo.models)
-    target = probes.probe_target(data.zoo.models, "test_acc")
     baselines = {"baseline": (probes.ridge_probe, stats)}
     if ev.baselines:
+        meta = probes.metadata(data.zoo.models)
         baselines |= {"boost": (probes.boosted_probe, stats), "meta": (probes.boosted_probe, meta)}
+    held = ("val", "test")
     out = {}
-    for suffix, rows in probe_rows(data, ev.later_epoch).items():
-        for name, (fit, features) in baselines.items():
-            probe = _probe(fit, features, target, rows)
-            out[f"{name}_r2{suffix}"], out[f"{name}_tau{suffix}"] = probe["r2"], probe["tau"]
-    for target, probe in embedding_probe(model, data, EXTRA_TARGETS).items():
-        out[f"probe_r2_{target}"], out[f"probe_tau_{target}"] = probe["r2"], probe["tau"]
-    return out
+    for name, (fit, features) in baselines.items():
+        for suffix, by_split in _probes(fit, features, _target(data, "test_acc"), data, ev, held).items():
+            out |= _named(by_split, name + "_{}" + suffix)
+    features = embeddings(model, data)
+    for target in EXTRA_TARGETS:
+        out |= _named(
+            _probes(probes.ridge_probe, features, _target(data, target), data, ev, held)[""], "probe_{}_" + target
+        )
+    test = {**scores(model, data, ev, "test"), **copy_baselines(data, "test", ev.working_acc)}
+    return out | {TEST + k: v for k, v in test.items()}
+
+
+def _named(by_split: dict[str, dict[str, float]], pattern: str) -> dict[str, float]:
+    """``{split: {"r2", "tau"}}`` as metric names ``pattern.format(score)``, prefixed ``test_`` on the test split."""
+    return {
+        (TEST if split == "test" else "") + pattern.format(score): probe[score]
+        for split, probe in by_split.items()
+        for score in ("r2", "tau")
+    }

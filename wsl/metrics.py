@@ -3,15 +3,21 @@
 One list, read by the table writer, the objective check, promotion and the
 queries, so that a new metric in ``wsl.evaluate`` or ``wsl.generate`` is one edit here. Names only,
 no imports: every layer may read it.
+
+Which models each column is computed on (the zoo is split by model):
+
+| columns | split |
+|---|---|
+| ``loss*`` | the training models (the batches of the epoch) |
+| every other unprefixed figure: ``val_loss_struct``, ``rec_*``, ``probe_*``, ``copy_*``, the baselines | validation |
+| ``test_*`` | test: only at the end of ``wsl train`` and of promoted runs, never in a sweep trial |
+| ``gen_*``, ``noise_*``, ``avg_*`` | new models: accuracy on the task's test inputs, novelty against training |
+
+Whatever a sweep decides by (its objective, ASHA's stops, the promotion pick)
+is a validation figure; a test figure reports on what was picked.
 """
 
-EPOCH = (
-    "epoch",
-    "loss",
-    "loss_struct",
-    "loss_contrast",
-    "loss_behav",
-    "val_loss_struct",
+RECONSTRUCTION = (
     "rec_acc",
     "rec_acc_ratio",
     "rec_agreement",
@@ -21,10 +27,28 @@ EPOCH = (
     "rec_acc_broken",
     "orig_acc_broken",
     "rec_acc_corr",
-    "probe_r2",
-    "probe_tau",
-    "probe_r2_later",
-    "probe_tau_later",
+)
+"""Reconstructed held-out models at the zoo's last checkpoint, run as networks (``wsl.evaluate.reconstruction``)."""
+
+PROBE = ("probe_r2", "probe_tau", "probe_r2_later", "probe_tau_later")
+"""The embedding's ridge probe of test accuracy, on all held-out rows and on later checkpoints."""
+
+COPIES = tuple(
+    f"copy_{copy}_agreement_{kind}" for copy in ("best", "closest", "oracle") for kind in ("working", "broken")
+)
+"""Agreement baselines (``wsl.evaluate.copy_baselines``): a copied training model's agreement with the same
+originals ``rec_agreement_working``/``_broken`` are measured on; the zoo's alone, the same every epoch."""
+
+EPOCH = (
+    "epoch",
+    "loss",
+    "loss_struct",
+    "loss_contrast",
+    "loss_behav",
+    "val_loss_struct",
+    *RECONSTRUCTION,
+    *PROBE,
+    *COPIES,
     "time_s",
 )
 """Reported every epoch through ``report(metrics)``; one row per epoch in ``epochs.parquet``."""
@@ -41,9 +65,9 @@ SCORES = (
     "probe_r2_later",
     "probe_tau_later",
 )
-"""The epoch metrics that judge a run, higher is better: what a sweep's objective may weigh."""
+"""The epoch metrics that judge a run, higher is better: what a sweep's objective may weigh (validation)."""
 
-END = (
+BASELINES = (
     "probe_r2_epoch",
     "probe_tau_epoch",
     "probe_r2_gap",
@@ -60,38 +84,67 @@ END = (
     "meta_tau",
     "meta_r2_later",
     "meta_tau_later",
-    "gen_acc",
-    "gen_novelty",
-    "noise_acc",
-    "noise_novelty",
-    "avg_acc",
-    "avg_novelty",
 )
-"""Reported once, at the end of a run: the probe's extra targets, the baselines on the probe's rows
-(``baseline_*`` ridge on weight statistics; with ``eval.baselines`` also ``boost_*`` boosting on them and
-``meta_*`` boosting on metadata) and, when the run generates models, generation beside its two baselines."""
+"""At the end of a run: the probe's extra targets and the baselines on the probe's rows (``baseline_*``
+ridge on weight statistics; with ``eval.baselines`` also ``boost_*`` boosting on them and ``meta_*``
+boosting on metadata)."""
+
+GENERATION = ("gen_acc", "gen_novelty", "noise_acc", "noise_novelty", "avg_acc", "avg_novelty")
+"""When the run generates models: generation beside its two baselines (``wsl.generate``)."""
+
+TEST_PREFIX = "test_"
+TEST = tuple(TEST_PREFIX + name for name in (*RECONSTRUCTION, *PROBE, *COPIES, *BASELINES))
+"""The same figures on the test models: computed once, at the end of a run that reports."""
+
+END = (*BASELINES, *GENERATION, *TEST)
+"""Reported once, at the end of a run (``wsl train``, a promoted seed); sweep trials report none of them."""
 
 BEST = ("objective", "rec_acc_ratio", "probe_r2")
 """Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""
 
-FINAL = ("objective", *SCORES, "val_loss_struct", *END)
-"""A promoted run's metrics: averaged over its seeds into the PROMOTED row (``<name>`` and ``<name>_std``)."""
+FINAL = ("objective", TEST_PREFIX + "objective", *SCORES, "val_loss_struct", *COPIES, *END)
+"""A promoted run's metrics: averaged over its seeds into the PROMOTED row (``<name>``, ``<name>_std`` and,
+for test figures, ``<name>_ci95``)."""
 
-SHOWN = ("objective", "rec_acc_ratio", "probe_r2", "rec_agreement")
+SHOWN = ("objective", "test_objective", "rec_acc_ratio", "probe_r2", "rec_agreement")
 """The metric columns ``wsl results`` shows by default, in this order."""
 
 SUMMARY = (
     "objective",
     "rec_acc_ratio",
     "rec_agreement",
+    "rec_agreement_working",
+    "copy_best_agreement_working",
+    "copy_oracle_agreement_working",
+    "rec_agreement_broken",
+    "copy_best_agreement_broken",
     "rec_acc",
     "probe_r2",
     "probe_tau",
+    "baseline_r2",
+    "boost_r2",
+    "meta_r2",
     "probe_r2_epoch",
     "probe_r2_gap",
-    "baseline_r2",
-    "baseline_tau",
     "gen_acc",
     "gen_novelty",
 )
-"""A promoted run in brief (``wsl promote``'s table, the report's promoted section), where reported."""
+"""A promoted run in brief (``wsl promote``'s table, the report's promoted section): each name on validation
+and, as ``test_<name>``, on test, where reported."""
+
+
+def on_test(final: dict) -> dict:
+    """``final`` with each ``test_<name>`` figure also under ``<name>``: for benchmark records that report the
+    test models under plain names, as every figure was named before sweeps decided on validation."""
+    return {**final, **{k.removeprefix(TEST_PREFIX): v for k, v in final.items() if k.startswith(TEST_PREFIX)}}
+
+
+def split_of(column: str) -> str:
+    """Which models a metric column is computed on: ``train``, ``val``, ``test`` or ``new`` (generated)."""
+    if column.startswith(TEST_PREFIX):
+        return "test"
+    if column.startswith("loss"):
+        return "train"
+    if column in GENERATION:
+        return "new"
+    return "val"

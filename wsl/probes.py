@@ -1,14 +1,19 @@
 """Probes: how much of a property of a model a set of features holds, scored on held-out models.
 
 - ``ridge_probe``: closed-form ridge (float64, unpenalised bias) from features
-  to a target, regularisation chosen by validation R² over a log grid, scored
-  on the test split as R² and Kendall tau (the field reports both).
+  to a target, fit on the training split with its regularisation chosen by
+  cross-validation on the training split alone (folds grouped by model, so a
+  model's checkpoints never sit on both sides), scored on every held-out split
+  it is given as R² and Kendall tau (the field reports both). Neither the
+  validation nor the test models choose anything: a sweep reads the validation
+  score, the end of a run reports the test one.
 - ``probe_target``: what a probe predicts: test accuracy, or the field's
   extra targets, the checkpoint's epoch and the generalisation gap.
 - ``weight_statistics``: per-tensor mean, variance and quantiles: the strong
   baseline that embeddings must be compared with.
-- ``boosted_probe``: gradient boosting, its rounds chosen by validation R² (as
-  the ridge chooses its alpha): the same statistics read non-linearly.
+- ``boosted_probe``: gradient boosting, its rounds chosen by the same grouped
+  cross-validation (as the ridge chooses its alpha): the same statistics read
+  non-linearly.
 - ``metadata``: what a user knows of a checkpoint without its weights (its
   epoch, activation and the zoo's hyper-parameters): the third baseline.
 """
@@ -20,10 +25,12 @@ import pandas as pd
 import torch
 from scipy.stats import kendalltau
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import GroupKFold
 from torch import Tensor
 
 ALPHAS = np.logspace(3, -5, 17)
-ROUNDS = (100, 300, 1000)  # boosting rounds tried, picked on validation
+ROUNDS = (100, 300, 1000)  # boosting rounds tried, picked by cross-validation on the training split
+FOLDS = 5  # of that cross-validation, grouped by model
 NOT_METADATA = (
     "model_id",
     "source",
@@ -52,27 +59,69 @@ def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - ((y - pred) ** 2).sum() / total) if total > 0 else 0.0
 
 
-def ridge_probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
-    """features/targets keyed by split ("train", "val", "test"); returns test ``r2``, ``tau`` and the ``alpha``."""
+def ridge_probe(
+    features: dict[str, np.ndarray], targets: dict[str, np.ndarray], groups: np.ndarray | None = None
+) -> dict:
+    """Ridge fit on ``train`` (alpha by grouped cross-validation there), scored on every other split given.
+
+    ``features``/``targets``: keyed by split (``train`` plus any of ``val``, ``test``), [rows, F] and [rows];
+    ``groups``: [train rows] the model each training row belongs to (None: each row its own).
+    Returns ``{split: {"r2", "tau"}}`` for each held-out split, and the chosen ``alpha``.
+    """
     x = {k: np.asarray(v, dtype=np.float64) for k, v in features.items()}
     y = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
     mean, std = x["train"].mean(0), x["train"].std(0) + 1e-12
     x = {k: (v - mean) / std for k, v in x.items()}
-    best = max(ALPHAS, key=lambda a: r2_score(y["val"], _predict(x["val"], _fit_ridge(x["train"], y["train"], a))))
-    pred = _predict(x["test"], _fit_ridge(x["train"], y["train"], best))
-    return {**_scores(y["test"], pred), "alpha": float(best)}
+    folds = _folds(len(x["train"]), groups)
+    cv = {
+        a: _cv_r2(
+            lambda tr, te, a=a: _predict(x["train"][te], _fit_ridge(x["train"][tr], y["train"][tr], a)),
+            y["train"],
+            folds,
+        )
+        for a in ALPHAS
+    }
+    best = max(ALPHAS, key=cv.get)
+    w = _fit_ridge(x["train"], y["train"], best)
+    return {**{s: _scores(y[s], _predict(x[s], w)) for s in x if s != "train"}, "alpha": float(best)}
 
 
-def boosted_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int = 0) -> dict[str, float]:
-    """Boosting on features keyed by split, rounds chosen by validation R²: test ``r2``, ``tau``, ``rounds``."""
-    fits = {rounds: _boost(x, y, rounds, seed) for rounds in ROUNDS}
-    best = max(ROUNDS, key=lambda rounds: r2_score(y["val"], fits[rounds].predict(x["val"])))
-    return {**_scores(y["test"], fits[best].predict(x["test"])), "rounds": best}
+def boosted_probe(
+    x: dict[str, np.ndarray], y: dict[str, np.ndarray], groups: np.ndarray | None = None, seed: int = 0
+) -> dict:
+    """Boosting fit on ``train``, rounds by grouped cross-validation there, scored on every other split given.
+
+    Returns ``{split: {"r2", "tau"}}`` for each held-out split, and the chosen ``rounds``. Each fold grows one
+    model through ``ROUNDS`` (``warm_start``), so the search costs one fit of the most rounds per fold.
+    """
+    folds = _folds(len(x["train"]), groups)
+    r2 = {rounds: [] for rounds in ROUNDS}
+    for train, held in folds:
+        model = _booster(ROUNDS[0], seed, warm_start=True)
+        for rounds in ROUNDS:
+            model.set_params(max_iter=rounds).fit(x["train"][train], y["train"][train])
+            r2[rounds].append(r2_score(y["train"][held], model.predict(x["train"][held])))
+    best = max(ROUNDS, key=lambda rounds: np.mean(r2[rounds]))
+    model = _booster(best, seed).fit(x["train"], y["train"])
+    return {**{s: _scores(y[s], model.predict(x[s])) for s in x if s != "train"}, "rounds": best}
 
 
-def _boost(x, y, rounds: int, seed: int) -> HistGradientBoostingRegressor:
-    model = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.05, early_stopping=False, random_state=seed)
-    return model.fit(x["train"], y["train"])
+def _booster(rounds: int, seed: int, warm_start: bool = False) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        max_iter=rounds, learning_rate=0.05, early_stopping=False, random_state=seed, warm_start=warm_start
+    )
+
+
+def _folds(rows: int, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``FOLDS`` (fewer with fewer groups) train/held-out index pairs over the training rows, grouped by model."""
+    groups = np.arange(rows) if groups is None else np.asarray(groups)
+    k = min(FOLDS, len(np.unique(groups)))
+    return list(GroupKFold(n_splits=k).split(np.zeros(rows), groups=groups))
+
+
+def _cv_r2(predict, y: np.ndarray, folds) -> float:
+    """Mean held-out R² over ``folds``; ``predict(train_idx, held_idx)`` gives the held-out predictions."""
+    return float(np.mean([r2_score(y[held], predict(train, held)) for train, held in folds]))
 
 
 def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:

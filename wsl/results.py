@@ -37,11 +37,12 @@ from rich.text import Text
 from wsl import table as tables
 from wsl.atomic import write_file
 from wsl.errors import WslError
-from wsl.metrics import BEST, END, EPOCH, SHOWN
+from wsl.metrics import BEST, END, EPOCH, FINAL, SHOWN
 from wsl.table import BOOKKEEPING, results_root
 
 TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
-NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, "objective", *(f"best_{m}" for m in BEST)}
+SPREAD = ("_std", "_ci95")  # a PROMOTED row's spread over seeds beside each mean
+NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, *FINAL, "metrics_split", *(f"best_{m}" for m in BEST)}
 SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
 # In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
@@ -91,7 +92,28 @@ def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd
             f"no {table} table for sweep {name!r}: {missing} does not exist; "
             "a sweep writes it when its first trial starts (is the sweep running?)"
         )
-    return pd.concat([tables.read(p) for p in found], ignore_index=True)
+    return pd.concat([_labelled(p) for p in found], ignore_index=True)
+
+
+def _labelled(path: Path) -> pd.DataFrame:
+    """One sweep's table with ``metrics_split``: which models its metric columns were computed on."""
+    frame = tables.read(path)
+    frame["metrics_split"] = tables.metrics_split(path.parent)
+    return frame
+
+
+def split_note(frame: pd.DataFrame) -> str | None:
+    """A warning when ``frame``'s metric columns are not all validation figures (sweeps of an earlier wsl)."""
+    if "metrics_split" not in frame or (frame["metrics_split"] == "val").all():
+        return None
+    old = sorted(frame.loc[frame["metrics_split"] != "val", "sweep"].unique())
+    mixed = (
+        " and the others' on the validation models: do not compare them" if frame["metrics_split"].nunique() > 1 else ""
+    )
+    return (
+        f"note: the metric columns of {', '.join(old)} (written before version {tables.VALIDATION_FROM}) are on the "
+        f"zoo's test models{mixed}; see the metrics_split column"
+    )
 
 
 def sweep_dir(name: str, root: Path | str | None = None) -> Path:
@@ -226,7 +248,7 @@ def default_columns(df: pd.DataFrame) -> list[str]:
     ids = [c for c in ("trial_id", "status") if c in df.columns]
     if "sweep" in df.columns and df["sweep"].nunique() > 1:
         ids.insert(0, "sweep")
-    config = [c for c in df.columns if c not in NOT_CONFIG and not str(c).endswith("_std") and _varies(df[c])]
+    config = [c for c in df.columns if c not in NOT_CONFIG and not str(c).endswith(SPREAD) and _varies(df[c])]
     progress = ["epochs"] if "epochs" in df.columns else ["epoch"] if "epoch" in df.columns else []
     return [*ids, *config, *progress, *(m for m in SHOWN if m in df.columns)]
 

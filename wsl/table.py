@@ -23,8 +23,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import yaml
 
 from wsl.atomic import write_file
 from wsl.errors import WslError
@@ -63,6 +65,23 @@ BOOKKEEPING = (
     "config_file",
 )
 """Who, state and provenance: the columns of a row that are neither config nor metric."""
+
+
+VALIDATION_FROM = 3
+"""The ``sweep.yaml`` version from which a sweep's metric columns are validation figures. Sweeps written
+before it computed the same columns (``rec_*``, ``probe_*``, ``objective``) on the zoo's test models."""
+
+
+def metrics_split(directory: Path) -> str:
+    """Which models sweep ``directory``'s metric columns are on: ``val``, or ``test`` for a sweep written before
+    version ``VALIDATION_FROM`` (its ``sweep.yaml`` says; one without it is taken as today's)."""
+    path = Path(directory) / SWEEP_FILE
+    try:
+        tree = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    except (OSError, yaml.YAMLError) as e:
+        raise WslError(f"cannot read {path}: {e}") from None
+    version = tree.get("version", 1) if isinstance(tree, dict) and tree else VALIDATION_FROM
+    return "val" if version >= VALIDATION_FROM else "test"
 
 
 def stopped_early(epochs: int, max_t: int) -> bool:
@@ -162,12 +181,10 @@ def upsert(directory: Path, name: str, rows: Sequence[dict]) -> pd.DataFrame:
             return table
         key = table[keys].astype(str).agg("\x1f".join, axis=1)
         first = pd.Series(range(len(key)), index=key).groupby(level=0).min()  # a row keeps its place
-        table = (
-            table.assign(_key=key.to_numpy(), _place=key.map(first).to_numpy())
-            .drop_duplicates(subset="_key", keep="last")  # the newest version of each row
-            .sort_values("_place", kind="stable", ignore_index=True)
-            .drop(columns=["_key", "_place"])
-        )
+        newest = (~key.duplicated(keep="last")).to_numpy()  # the newest version of each row
+        place = key.map(first).to_numpy()[newest]
+        # picked by position, no helper columns: inserting one into a PROMOTED row's hundreds warns (fragmented)
+        table = table[newest].iloc[np.argsort(place, kind="stable")].reset_index(drop=True)
         if name == EPOCHS:
             table = table.sort_values(keys, kind="stable", ignore_index=True)
         write(path, table)

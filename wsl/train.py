@@ -3,8 +3,9 @@
     zoo -> tokens (normalised with training-split statistics)        wsl.data
     each step: two augmented views of a batch of training models     wsl.augment
                -> reconstruction + latents -> structural, contrastive, behavioral losses
-    each epoch: held-out metrics -> checkpoint -> report(metrics)    wsl.evaluate, wsl.run
-    at the end: baselines, extra probe targets, generation            wsl.evaluate, wsl.generate
+    each epoch: validation metrics -> checkpoint -> report(metrics)  wsl.evaluate, wsl.run
+    at the end: baselines, extra probe targets, test figures,         wsl.evaluate, wsl.generate
+                generation (not in sweep trials: ``eval.test`` off)
 
 ``train`` takes a typed ``TrainConfig`` and a ``report`` callback; it knows
 nothing of Ray or Hydra (a sweep trial passes Ray's report, ``wsl train``
@@ -25,7 +26,7 @@ from wsl.augment import two_views
 from wsl.config import TrainConfig
 from wsl.data import Behavior, Data, behavior, prepare
 from wsl.device import pick_device
-from wsl.evaluate import evaluate_epoch, evaluate_final
+from wsl.evaluate import copy_baselines, evaluate_epoch, evaluate_final
 from wsl.generate import generation
 from wsl.losses import LossScaler, behav_loss, combine, nt_xent, run_tokens, struct_loss
 from wsl.zoo.store import Zoo, load_zoo
@@ -38,7 +39,11 @@ def train(
     resume: bool = False,
     memo: dict | None = None,
 ) -> dict:
-    """Train, calling ``report(metrics)`` once per epoch; returns the final metrics (with generation).
+    """Train, calling ``report(metrics)`` once per epoch; returns the final metrics.
+
+    Each epoch's metrics are validation figures (what a sweep decides by); with
+    ``cfg.eval.test`` the final metrics add the test figures (``test_*``) and the
+    baselines, and with ``cfg.generate`` generation.
 
     ``zoo``: already loaded (else read from ``cfg.zoo``); ``memo``: see ``wsl.data.behavior``.
     The run directory ``cfg.out`` holds the checkpoint that ``wsl.run.load_run`` reloads.
@@ -52,16 +57,17 @@ def train(
     scaler = LossScaler(cfg.loss.scale_by_first)
     start = run.resume(Path(cfg.out), cfg, model, opt, scaler) if resume else 0
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
+    copies = copy_baselines(data, "val", cfg.eval.working_acc)  # the zoo's alone: the same every epoch
     metrics: dict = {}
     for epoch in range(start + 1, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
         warm = epoch <= cfg.loss.warmup_epochs  # structure (and contrast) alone first
         losses = train_epoch(model, opt, scaler, data, None if warm else behav, cfg, epoch, gen)
-        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval)}
+        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval), **copies}
         metrics["time_s"] = time.perf_counter() - t0
         run.save(Path(cfg.out), cfg, data, model, opt, scaler, epoch)
         report(metrics)
-    final = {**metrics, **evaluate_final(model, data, cfg.eval)}
+    final = {**metrics, **evaluate_final(model, data, cfg.eval)} if cfg.eval.test else dict(metrics)
     if cfg.generate > 0:
         final.update(generation(model, data, cfg.generate, cfg.seed))
     return final

@@ -65,7 +65,7 @@ def write_report(name: str, root: Path | None = None, top: int = 10, *, png: boo
         sections.importance(runs, space),
         sections.curves(runs, epochs, sweep),
         *promoted_sections(directory, promoted),
-        sections.top_trials(runs, promoted, space, top),
+        sections.top_trials(runs, promoted, space, top, table.metrics_split(directory)),
     ]
 
     def fill(tmp: Path) -> None:

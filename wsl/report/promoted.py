@@ -1,8 +1,9 @@
 """The promoted runs' sections: per held-out model, original vs reconstructed accuracy, agreement, embedding.
 
-``wsl promote`` retrains a chosen trial over several seeds and leaves one
-``PROMOTED`` row (seed means, ``<metric>_std`` spreads) and, under
-``promoted/<trial>/models.parquet``, one row per held-out model and seed:
+``wsl promote`` retrains a chosen trial over seeds no trial ran and leaves one
+``PROMOTED`` row (seed means, ``<metric>_std`` spreads, validation figures
+beside test ones) and, under ``promoted/<trial>/models.parquet``, one row per
+test model and seed:
 the reconstruction is judged model by model here, not only on average.
 """
 
@@ -136,20 +137,36 @@ def _embedding(points: pd.DataFrame, hover: pd.Series):
 
 
 def _metrics_table(row: pd.Series) -> str:
-    """The run's summary metrics, mean ± std over its seeds; those it did not report are left out."""
+    """The run's summary metrics on validation and on test (mean ± std over its seeds, the test figure's 95%
+    interval), under the validation figure that picked its trial; metrics it did not report are left out."""
     cells = []
     for metric in metrics.SUMMARY:
-        value = row.get(metric)
-        if not _is_finite(value):
+        test = metrics.TEST_PREFIX + metric
+        if not (_is_finite(row.get(metric)) or _is_finite(row.get(test))):
             continue
-        std = row.get(f"{metric}_std")
-        spread = f" ± {float(std):.3f}" if _is_finite(std) else ""
-        cells.append(f"<tr><th>{html.escape(metric)}</th><td>{float(value):.3f}{spread}</td></tr>")
+        ci = row.get(f"{test}_ci95")
+        shown = f"[{row[test] - ci:.3f}, {row[test] + ci:.3f}]" if _is_finite(ci) else "-"
+        cells.append(
+            f"<tr><th>{html.escape(metric)}</th><td>{_mean_std(row, metric)}</td><td>{_mean_std(row, test)}</td>"
+            f"<td>{shown}</td></tr>"
+        )
     if not cells:
         return ""
     seeds = row.get("seeds")
-    caption = f"mean ± std over {int(seeds)} seeds" if _is_finite(seeds) else "metrics"
-    return f'<table class="metrics"><caption>{caption}</caption>{"".join(cells)}</table>'
+    over = f"over {int(seeds)} seeds ({row.get('promoted_seeds', '?')}), none a trial ran" if _is_finite(seeds) else ""
+    caption = f"mean ± std {over}"
+    if _is_finite(row.get("pick_value")):
+        caption += f"; picked by {row.get('pick_rule', '?')} {row.get('pick_metric', '?')} {row['pick_value']:.3f}"
+        caption += " on validation"
+    head = "<tr><th>metric</th><th>validation</th><th>test</th><th>test 95% interval</th></tr>"
+    return f'<table class="metrics"><caption>{html.escape(caption)}</caption>{head}{"".join(cells)}</table>'
+
+
+def _mean_std(row: pd.Series, metric: str) -> str:
+    value, std = row.get(metric), row.get(f"{metric}_std")
+    if not _is_finite(value):
+        return "-"
+    return f"{float(value):.3f}" + (f" ± {float(std):.3f}" if _is_finite(std) else "")
 
 
 def _is_finite(value) -> bool:

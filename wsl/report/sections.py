@@ -279,8 +279,10 @@ def _rungs(scheduler: dict) -> list[int]:
     return rungs
 
 
-def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int) -> Section:
-    """The best trials by objective, with metrics and configs (searched parameters first): what to promote."""
+def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int, split: str = "val") -> Section:
+    """The best trials by objective, with metrics and configs (searched parameters first): what to promote.
+
+    ``split``: the models the sweep's metric columns are on (``wsl.table.metrics_split``)."""
     section = Section("top", f"Top {top} trials by objective")
     ranked = finite(runs, "objective").sort_values("objective", ascending=False, kind="stable").head(top)
     if ranked.empty:
@@ -301,8 +303,13 @@ def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int
     sources = set(promoted_sources(promoted))
     frame["trial_id"] = [f"{t} ★ promoted" if t in sources else t for t in frame["trial_id"]]
     section.html = page.table(frame, shaded)
+    on = (
+        "the validation models (what the sweep decided by; test figures are in the promoted runs' sections)"
+        if split == "val"
+        else "the zoo's TEST models: this sweep was written before wsl decided on validation, so they are optimistic"
+    )
     section.notes.append(
-        "Last reported metrics; shaded columns were searched. STOPPED trials' values are from a run "
+        f"Last reported metrics, on {on}; shaded columns were searched. STOPPED trials' values are from a run "
         "that ASHA cut short."
     )
     return section

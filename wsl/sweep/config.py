@@ -16,9 +16,9 @@ from typing import Any
 from wsl import table
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
-from wsl.metrics import SCORES
+from wsl.metrics import SCORES, TEST_PREFIX
 
-VERSION = 2  # 1: before ``train.zoo`` followed ``zoo`` (see ``upgrade``)
+VERSION = table.VALIDATION_FROM  # 3: figures on validation; 2: on test (``upgrade``); 1: train.zoo ignored zoo
 
 
 @dataclass
@@ -176,9 +176,9 @@ class SweepConfig:
         """The objective's metrics and their weights (``objective_weights``)."""
         return objective_weights(self.objective)
 
-    def objective_of(self, metrics: dict) -> float:
-        """The objective of one epoch's (or one final run's) ``metrics``."""
-        return sum(w * metrics[m] for m, w in self.weights().items())
+    def objective_of(self, metrics: dict, prefix: str = "") -> float:
+        """The objective of one epoch's (or one final run's) ``metrics``; ``prefix="test_"``: of its test figures."""
+        return sum(w * metrics[prefix + m] for m, w in self.weights().items())
 
     def points(self) -> list[dict[str, Any]]:
         """``search.points_to_evaluate`` completed: a searched key a point leaves out takes the base config's value."""
@@ -196,6 +196,11 @@ def objective_weights(objective: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for term in objective.replace(" ", "").split("+"):
         weight, _, metric = term.rpartition("*")
+        if metric.startswith(TEST_PREFIX) and metric.removeprefix(TEST_PREFIX) in SCORES:
+            raise WslError(
+                f"objective {objective!r}: {metric!r} is a figure on the test models, which a sweep never sees "
+                f"(it decides on the validation models); use {metric.removeprefix(TEST_PREFIX)!r}"
+            )
         if metric not in SCORES:
             why = "a loss (lower is better) and the objective is maximised" if "loss" in metric else "unknown"
             choices = ", ".join(SCORES)
@@ -232,12 +237,15 @@ def check_key(key: str) -> None:
 
 
 def upgrade(tree: dict) -> dict:
-    """A saved ``sweep.yaml`` (plain dict) in today's format.
+    """A saved ``sweep.yaml`` (plain dict) in today's format; its ``version`` stays what it was written as.
 
     Version 1 (no ``version`` key) kept a second zoo under ``train.zoo`` that
     ignored ``zoo=``; the sweep's own ``zoo`` is the one its trials trained on.
+    Versions 1 and 2 computed every metric on the zoo's test models (what
+    ``version`` keeps telling: ``table.metrics_split``); nothing in the config
+    changed with it.
     """
     if tree.get("version", 1) < 2:
         zoo = tree.get("zoo", SweepConfig.zoo)
-        tree = {**tree, "version": VERSION, "train": {**tree.get("train", {}), "zoo": zoo}}
+        tree = {**tree, "version": 2, "train": {**tree.get("train", {}), "zoo": zoo}}
     return tree

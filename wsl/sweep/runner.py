@@ -78,15 +78,20 @@ def start_ray(address: str | None) -> None:
         ) from None
 
 
+TRIAL_ONLY = ("optim.epochs", "generate", "eval.baselines", "eval.test")
+"""The keys a trial runs with other values than the sweep's training config says (``trial_only``)."""
+
+
+def trial_only(cfg: SweepConfig) -> dict:
+    """A trial's values of ``TRIAL_ONLY``: ``scheduler.max_t`` epochs and no end-of-run evaluation. A trial
+    never reads the test models (what it reports is what the sweep decides by), and the baselines and
+    generation cost seconds a trial for figures promotion reports."""
+    return dict(zip(TRIAL_ONLY, (cfg.scheduler.max_t, 0, False, False), strict=True))
+
+
 def trial_base(cfg: SweepConfig) -> TrainConfig:
-    """The training config every trial starts from: ``scheduler.max_t`` epochs; no generation and no boosted
-    baselines (seconds a trial, the same for every trial of a zoo: promotion reports them)."""
-    return replace(
-        cfg.train,
-        generate=0,
-        optim=replace(cfg.train.optim, epochs=cfg.scheduler.max_t),
-        eval=replace(cfg.train.eval, baselines=False),
-    )
+    """The training config every trial starts from: the sweep's, with ``trial_only``."""
+    return with_values(cfg.train, trial_only(cfg))
 
 
 def trial_resources(cfg: SweepConfig) -> dict[str, float]:
@@ -164,6 +169,12 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
 def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     """Continue a sweep whose driver died: unfinished trials resume from their checkpoints."""
     directory = Path(root) / table.check_name(cfg.name)
+    if cfg.version < table.VALIDATION_FROM:
+        raise WslError(
+            f"sweep {cfg.name!r} was written by an earlier wsl (version {cfg.version}) whose figures are on the "
+            "zoo's test models; this one reports validation figures, and a resumed sweep would mix both in one "
+            "table: start a new sweep (name=<new>)"
+        )
     path = f"{experiment_path(cfg, directory)}/tune"
     fs, fs_path = filesystem(path)
     if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):

@@ -12,8 +12,10 @@ as the sweep itself would have told it:
 - failed, interrupted and still-running trials are not told.
 
 The objective must be the same (a value of another objective would mislead
-TPE); a trial whose values the new space cannot hold (outside a range, not
-among the choices, another fixed value) is left out and counted. The space's
+TPE), and on the same split (sweeps written before version 3 judged on the
+test models: they cannot seed a sweep that must never see them); a trial
+whose values the new space cannot hold (outside a range, not among the
+choices, another fixed value) is left out and counted. The space's
 distributions are the ones Ray's ``OptunaSearch`` builds, by its own conversion.
 """
 
@@ -80,6 +82,12 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
     """The trials of the sweeps ``cfg.search.warm_start`` names, as Optuna trials of ``cfg``'s study."""
     trials, outside, unfinished, sweeps = [], 0, 0, []
     for directory in earlier_sweeps(root, cfg.search.warm_start, cfg.name):
+        if table.metrics_split(directory) != "val":
+            raise WslError(
+                f"search.warm_start: sweep {directory.name!r} was written before version {table.VALIDATION_FROM}: "
+                "its objective is on the zoo's test models, this sweep's on the validation models; seeding the "
+                "study with it would let the test models steer the proposals. Warm-start from a newer sweep"
+            )
         weights = _weights(directory)
         if weights != cfg.weights():
             raise WslError(
