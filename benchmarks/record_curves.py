@@ -122,6 +122,11 @@ def main() -> None:
             f"another record_curves.py is writing {out}: one at a time (--jobs runs in parallel)"
         ) from None
     done = table.read(out) if out.is_file() else pd.DataFrame(columns=["config_id", "seed", "epoch"])
+    if len(done) and "metrics_split" not in done:
+        raise SystemExit(
+            f"{out} was recorded before sweeps decided on validation: its objectives are on the zoo's test models, "
+            "a run today records validation ones; start a new record with --out NEW.parquet"
+        )
     finished = set(zip(done["config_id"], done["seed"], strict=True))
     ZOO["zoo"] = load_zoo(cfg.zoo)
     todo = [
@@ -133,7 +138,9 @@ def main() -> None:
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(args.jobs, maxtasksperchild=20) as pool:
         for n, rows in enumerate(pool.imap_unordered(run, todo), 1):
-            frame = pd.DataFrame(rows).assign(sweep=cfg.name, max_t=cfg.scheduler.max_t, recorded=str(date.today()))
+            frame = pd.DataFrame(rows).assign(
+                sweep=cfg.name, max_t=cfg.scheduler.max_t, recorded=str(date.today()), metrics_split="val"
+            )
             done = pd.concat([done, frame], ignore_index=True) if len(done) else frame
             table.write(out, done)
             last = rows[-1]

@@ -7,6 +7,7 @@ import torch
 
 from wsl import generate, probes
 from wsl.augment import permute_neurons
+from wsl.errors import WslError
 from wsl.zoo.arch import Arch, cnn, init_params
 
 
@@ -39,6 +40,11 @@ def test_a_probe_chooses_its_regularisation_without_the_held_out_rows(fit):
     other = {**targets, "val": rng.normal(size=20) * 10}  # validation targets that would pick another alpha
     a, b = fit(features, targets), fit(features, other)
     assert a["test"] == b["test"] and a["val"] != b["val"]
+
+
+def test_a_probe_on_one_training_model_says_it_needs_two():
+    with pytest.raises(WslError, match="at least 2 training models"):
+        probes.ridge_probe(*split(np.ones((100, 2)), np.ones(100)), groups=np.zeros(60))
 
 
 def test_cross_validation_folds_keep_a_models_checkpoints_together():

@@ -10,7 +10,7 @@ import pytest
 from wsl.config import TrainConfig
 from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.promote import aggregate, pick, promote, promoted_config, trial_seeds
+from wsl.sweep.promote import aggregate, final_config, pick, promote, promoted_config, trial_seeds
 
 SOURCE = pd.Series(
     {
@@ -117,6 +117,17 @@ def test_pick_ranks_the_finished_trials_by_the_rule(rule, trial, value):
 def test_a_race_picks_one_trial(tmp_path):
     with pytest.raises(WslError, match="--rule race picks one trial"):
         promote(SweepConfig(), tmp_path, tmp_path / "promoted", rule="race", top_k=2)
+
+
+def test_a_race_and_a_named_trial_are_one_choice_too_many(tmp_path):
+    with pytest.raises(WslError, match="--trial t1 names the trial, --rule race picks one"):
+        promote(SweepConfig(), tmp_path, tmp_path / "promoted", rule="race", trial="t1")
+
+
+def test_a_final_run_reports_on_the_test_models_whatever_the_sweeps_training_config_says():
+    base = TrainConfig()
+    base.eval.test = False  # a sweep whose own training config switched the end of the run off
+    assert final_config(SOURCE, base, epochs=30, out=Path("out")).eval.test is True
 
 
 def test_runs_that_generate_nothing_promote_without_generation_columns():

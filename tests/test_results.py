@@ -98,10 +98,17 @@ def test_load_labels_which_models_the_metrics_are_on(root):
         "paper-b": ["val"],
     }
     note = results.split_note(frame)
-    assert "paper-a (written before version 3) are on the zoo's test models" in note and "do not compare" in note
+    assert "paper-a (written before version 3): on the zoo's test models" in note and "do not compare" in note
+
+
+def test_a_table_without_its_sweep_yaml_is_on_models_unknown(root):
+    note = results.split_note(load("paper-a", root=root))
+    assert "paper-a (no sweep.yaml): on models unknown" in note and "do not compare" not in note
 
 
 def test_validation_figures_alone_need_no_note(root):
+    for name in ("paper-a", "paper-b"):
+        (root / name / "sweep.yaml").write_text(f"version: 3\nname: {name}\n")
     assert results.split_note(load("paper-*", root=root)) is None
 
 

@@ -102,3 +102,11 @@ def test_seeds_needed_is_per_round_times_the_halving_rounds():
 def test_fresh_seeds_skips_the_seeds_trials_ran():
     assert fresh_seeds([0, 2, 5], 4) == [1, 3, 4, 6]
     assert fresh_seeds([], 2) == [0, 1]
+
+
+def test_a_candidate_whose_figure_is_undefined_goes_out_of_the_race_first():
+    """NaN (an undefined metric) ranks last, as in ``rank``: it never survives a round on sorting's whim."""
+    values = {("a", 1): float("nan"), ("b", 1): 0.2, ("c", 1): 0.1, ("b", 2): 0.3, ("c", 2): 0.9}
+    runs = Runs(values)
+    winner, _ = race(["a", "b", "c"], runs, [1, 2])
+    assert runs.calls[1][0] == ["b", "c"] and winner == "c"

@@ -271,6 +271,7 @@ def test_a_sweep_records_no_test_figure_and_its_objective_is_the_validation_ones
     assert not [c for c in (*epochs.columns, *trials.columns) if c.startswith("test_")]
     assert epochs["objective"].to_numpy() == pytest.approx(0.5 * epochs["rec_agreement"] + 0.5 * epochs["probe_r2"])
     assert (trials["eval.test"] == False).all()  # noqa: E712 (a column of booleans)
+    assert yaml.safe_load((directory / "sweep.yaml").read_text())["version"] == 3 == table.VALIDATION_FROM
 
 
 @pytest.fixture(scope="module")

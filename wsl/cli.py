@@ -297,6 +297,7 @@ def results_run(args) -> None:
 def promote_run(args) -> None:
     from wsl.compose import config_dir
     from wsl.metrics import SUMMARY, TEST_PREFIX
+    from wsl.results import interval, spread
     from wsl.sweep.promote import promote
     from wsl.sweep.rules import DEFAULT
     from wsl.table import PROMOTED_DIR, VALIDATION_FROM, results_root
@@ -331,19 +332,9 @@ def promote_run(args) -> None:
         for key in SUMMARY:
             test = TEST_PREFIX + key
             if key in row or test in row:  # gen_acc only when the runs generate models
-                ci = row.get(f"{test}_ci95")
-                shown = f"[{row[test] - ci:.3f}, {row[test] + ci:.3f}]" if test in row and ci == ci else "-"
-                table.add_row(key, _spread(row, key), _spread(row, test), shown)
-        table.add_row("config", row["config_file"])
+                table.add_row(key, spread(row, key), spread(row, test), interval(row, test))
         console.print(table)
-
-
-def _spread(row: dict, key: str) -> str:
-    """``mean ± std`` of a PROMOTED row's metric, ``-`` where it has none."""
-    if key not in row:
-        return "-"
-    std = row.get(f"{key}_std")
-    return f"{row[key]:.3f}" + (f" ± {std:.3f}" if std == std else "")
+        console.print(f"config: {row['config_file']}")
 
 
 def report_run(args) -> None:

@@ -32,13 +32,13 @@ from wsl import probes
 from wsl.config import EvalConfig
 from wsl.data import Data
 from wsl.losses import struct_loss
+from wsl.metrics import TEST_PREFIX
 from wsl.model import Autoencoder, encode_all
 from wsl.tokens import detokenize
 from wsl.zoo.arch import Arch, forward
 from wsl.zoo.tasks import Task
 
 EXTRA_TARGETS = ("epoch", "gap")  # probed at the end of a run: probe_r2_epoch, probe_tau_gap, ...
-TEST = "test_"  # the prefix of every figure on the test models
 
 
 @torch.no_grad()
@@ -99,24 +99,24 @@ def scores(model: Autoencoder, data: Data, ev: EvalConfig, split: str) -> dict[s
     return out
 
 
-def probe_rows(data: Data, later_epoch: int) -> dict[str, dict[str, np.ndarray] | None]:
-    """The probes' rows by split: all (suffix ``""``), and later checkpoints only (``"_later"``; None if a split
-    has none, e.g. a zoo whose last checkpoint is before ``later_epoch``)."""
+def probe_rows(data: Data, later_epoch: int) -> dict[str, dict[str, np.ndarray]]:
+    """The probes' rows by split: all (suffix ``""``), and later checkpoints only (``"_later"``; a split may
+    have none, e.g. in a zoo whose last checkpoint is before ``later_epoch``)."""
     epochs = data.zoo.models["epoch"].to_numpy()
-    later = {s: r[epochs[r] >= later_epoch] for s, r in data.rows.items()}
-    return {"": data.rows, "_later": later if all(len(r) for r in later.values()) else None}
+    return {"": data.rows, "_later": {s: r[epochs[r] >= later_epoch] for s, r in data.rows.items()}}
 
 
 def _probes(fit, features: np.ndarray, target: np.ndarray, data: Data, ev: EvalConfig, splits: tuple[str, ...]):
     """``fit`` (a probe of ``wsl.probes``) on the training rows, scored on ``splits``, for all and later rows:
-    ``{suffix: {split: {"r2", "tau"}}}`` (NaN where a split has no later rows)."""
+    ``{suffix: {split: {"r2", "tau"}}}``; NaN where the training rows or the split's are none (whether a split
+    has later rows never depends on another held-out split)."""
     model_ids = data.zoo.models["model_id"].to_numpy()
     out = {}
     for suffix, rows in probe_rows(data, ev.later_epoch).items():
-        if rows is None:
+        used = {s: rows[s] for s in ("train", *splits)}
+        if not all(len(r) for r in used.values()):
             out[suffix] = {s: {"r2": float("nan"), "tau": float("nan")} for s in splits}
             continue
-        used = {s: rows[s] for s in ("train", *splits)}
         fitted = fit(
             {s: features[r] for s, r in used.items()},
             {s: target[r] for s, r in used.items()},
@@ -127,6 +127,7 @@ def _probes(fit, features: np.ndarray, target: np.ndarray, data: Data, ev: EvalC
 
 
 def _target(data: Data, name: str) -> np.ndarray:
+    """[R] what a probe predicts for every row (``wsl.probes.probe_target``)."""
     return probes.probe_target(data.zoo.models, name)
 
 
@@ -241,13 +242,13 @@ def evaluate_final(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, 
             _probes(probes.ridge_probe, features, _target(data, target), data, ev, held)[""], "probe_{}_" + target
         )
     test = {**scores(model, data, ev, "test"), **copy_baselines(data, "test", ev.working_acc)}
-    return out | {TEST + k: v for k, v in test.items()}
+    return out | {TEST_PREFIX + k: v for k, v in test.items()}
 
 
 def _named(by_split: dict[str, dict[str, float]], pattern: str) -> dict[str, float]:
     """``{split: {"r2", "tau"}}`` as metric names ``pattern.format(score)``, prefixed ``test_`` on the test split."""
     return {
-        (TEST if split == "test" else "") + pattern.format(score): probe[score]
+        (TEST_PREFIX if split == "test" else "") + pattern.format(score): probe[score]
         for split, probe in by_split.items()
         for score in ("r2", "tau")
     }

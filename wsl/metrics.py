@@ -102,7 +102,7 @@ END = (*BASELINES, *GENERATION, *TEST)
 BEST = ("objective", "rec_acc_ratio", "probe_r2")
 """Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""
 
-FINAL = ("objective", TEST_PREFIX + "objective", *SCORES, "val_loss_struct", *COPIES, *END)
+FINAL = ("objective", TEST_PREFIX + "objective", *RECONSTRUCTION, *PROBE, "val_loss_struct", *COPIES, *END)
 """A promoted run's metrics: averaged over its seeds into the PROMOTED row (``<name>``, ``<name>_std`` and,
 for test figures, ``<name>_ci95``)."""
 
@@ -137,14 +137,3 @@ def on_test(final: dict) -> dict:
     """``final`` with each ``test_<name>`` figure also under ``<name>``: for benchmark records that report the
     test models under plain names, as every figure was named before sweeps decided on validation."""
     return {**final, **{k.removeprefix(TEST_PREFIX): v for k, v in final.items() if k.startswith(TEST_PREFIX)}}
-
-
-def split_of(column: str) -> str:
-    """Which models a metric column is computed on: ``train``, ``val``, ``test`` or ``new`` (generated)."""
-    if column.startswith(TEST_PREFIX):
-        return "test"
-    if column.startswith("loss"):
-        return "train"
-    if column in GENERATION:
-        return "new"
-    return "val"

@@ -28,6 +28,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import GroupKFold
 from torch import Tensor
 
+from wsl.errors import WslError
+
 ALPHAS = np.logspace(3, -5, 17)
 ROUNDS = (100, 300, 1000)  # boosting rounds tried, picked by cross-validation on the training split
 FOLDS = 5  # of that cross-validation, grouped by model
@@ -116,6 +118,8 @@ def _folds(rows: int, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.nd
     """``FOLDS`` (fewer with fewer groups) train/held-out index pairs over the training rows, grouped by model."""
     groups = np.arange(rows) if groups is None else np.asarray(groups)
     k = min(FOLDS, len(np.unique(groups)))
+    if k < 2:
+        raise WslError(f"a probe needs at least 2 training models to choose its regularisation; got {k}")
     return list(GroupKFold(n_splits=k).split(np.zeros(rows), groups=groups))
 
 

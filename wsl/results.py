@@ -103,17 +103,20 @@ def _labelled(path: Path) -> pd.DataFrame:
 
 
 def split_note(frame: pd.DataFrame) -> str | None:
-    """A warning when ``frame``'s metric columns are not all validation figures (sweeps of an earlier wsl)."""
+    """A warning when ``frame``'s metric columns are not all validation figures: sweeps of an earlier wsl
+    (test figures) or tables without their ``sweep.yaml`` (unknown), and, beside validation ones, not to mix."""
     if "metrics_split" not in frame or (frame["metrics_split"] == "val").all():
         return None
-    old = sorted(frame.loc[frame["metrics_split"] != "val", "sweep"].unique())
-    mixed = (
-        " and the others' on the validation models: do not compare them" if frame["metrics_split"].nunique() > 1 else ""
-    )
-    return (
-        f"note: the metric columns of {', '.join(old)} (written before version {tables.VALIDATION_FROM}) are on the "
-        f"zoo's test models{mixed}; see the metrics_split column"
-    )
+    which = frame.groupby("metrics_split")["sweep"].unique().map(sorted)
+    parts = []
+    if "test" in which:
+        parts.append(
+            f"{', '.join(which['test'])} (written before version {tables.VALIDATION_FROM}): on the zoo's test models"
+        )
+    if "unknown" in which:
+        parts.append(f"{', '.join(which['unknown'])} (no {tables.SWEEP_FILE}): on models unknown")
+    mixed = "; do not compare them with the others' validation figures" if "val" in which else ""
+    return f"note: metric columns of {'; '.join(parts)}{mixed} (see the metrics_split column)"
 
 
 def sweep_dir(name: str, root: Path | str | None = None) -> Path:
@@ -287,6 +290,26 @@ def _cell(value) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
     return str(value)
+
+
+def spread(row, key: str) -> str:
+    """A PROMOTED row's ``key`` as ``mean ± std`` over its seeds; ``-`` where it has none."""
+    value, std = row.get(key), row.get(f"{key}_std")
+    if not is_number(value):
+        return "-"
+    return f"{float(value):.3f}" + (f" ± {float(std):.3f}" if is_number(std) else "")
+
+
+def interval(row, key: str) -> str:
+    """``[low, high]``: the 95% interval over seeds of a PROMOTED row's test figure ``key``; ``-`` where none."""
+    value, half = row.get(key), row.get(f"{key}_ci95")
+    return f"[{value - half:.3f}, {value + half:.3f}]" if is_number(value) and is_number(half) else "-"
+
+
+def is_number(value) -> bool:
+    """A finite number (not a bool): a metric cell worth showing."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return number and math.isfinite(float(value))
 
 
 def snapshot(

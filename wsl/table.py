@@ -63,6 +63,12 @@ BOOKKEEPING = (
     "source_trial",
     "seeds",
     "config_file",
+    "pick_rule",
+    "pick_metric",
+    "pick_value",
+    "race_values",
+    "promoted_seeds",
+    "metrics_split",
 )
 """Who, state and provenance: the columns of a row that are neither config nor metric."""
 
@@ -73,14 +79,16 @@ before it computed the same columns (``rec_*``, ``probe_*``, ``objective``) on t
 
 
 def metrics_split(directory: Path) -> str:
-    """Which models sweep ``directory``'s metric columns are on: ``val``, or ``test`` for a sweep written before
-    version ``VALIDATION_FROM`` (its ``sweep.yaml`` says; one without it is taken as today's)."""
+    """Which models sweep ``directory``'s metric columns are on: ``val``; ``test`` for a sweep written before
+    version ``VALIDATION_FROM``; ``unknown`` for a table without its ``sweep.yaml`` (copied alone)."""
     path = Path(directory) / SWEEP_FILE
+    if not path.is_file():
+        return "unknown"
     try:
-        tree = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        tree = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise WslError(f"cannot read {path}: {e}") from None
-    version = tree.get("version", 1) if isinstance(tree, dict) and tree else VALIDATION_FROM
+    version = tree.get("version", 1) if isinstance(tree, dict) else 1  # no version key: the first format
     return "val" if version >= VALIDATION_FROM else "test"
 
 

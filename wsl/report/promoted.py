@@ -1,4 +1,4 @@
-"""The promoted runs' sections: per held-out model, original vs reconstructed accuracy, agreement, embedding.
+"""The promoted runs' sections: per test model, original vs reconstructed accuracy, agreement, embedding.
 
 ``wsl promote`` retrains a chosen trial over seeds no trial ran and leaves one
 ``PROMOTED`` row (seed means, ``<metric>_std`` spreads, validation figures
@@ -10,15 +10,14 @@ the reconstruction is judged model by model here, not only on average.
 from __future__ import annotations
 
 import html
-import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from wsl import metrics, table
 from wsl.report.sections import Section, finite, style
+from wsl.results import interval, is_number, spread
 
 
 def promoted_sections(directory: Path, promoted: pd.DataFrame) -> list[Section]:
@@ -52,7 +51,7 @@ def _section(directory: Path, i: int, row: pd.Series) -> Section:
     agreement = finite(models, "agreement")
     if not agreement.empty:
         section.notes.append(
-            f"Mean agreement {agreement['agreement'].mean():.3f} over {len(agreement)} held-out model(s) and seeds."
+            f"Mean agreement {agreement['agreement'].mean():.3f} over {len(agreement)} test model(s) and seeds."
         )
     stem = f"promoted-{_safe(source)}"
     figures = {
@@ -79,7 +78,7 @@ def _accuracy(points: pd.DataFrame, hover: pd.Series):
             x=points["test_acc"],
             y=points["rec_acc"],
             mode="markers",
-            name="held-out model",
+            name="test model",
             text=hover[points.index].tolist(),
             marker=dict(
                 size=8,
@@ -111,7 +110,7 @@ def _agreement(points: pd.DataFrame):
         return None
     fig = go.Figure(go.Histogram(x=points["agreement"], nbinsx=20, marker=dict(color="#4c78a8")))
     fig.update_layout(
-        xaxis_title="agreement (fraction of test inputs predicted the same)", yaxis_title="held-out models", bargap=0.05
+        xaxis_title="agreement (fraction of test inputs predicted the same)", yaxis_title="test models", bargap=0.05
     )
     return style(fig, height=400)
 
@@ -139,40 +138,26 @@ def _embedding(points: pd.DataFrame, hover: pd.Series):
 def _metrics_table(row: pd.Series) -> str:
     """The run's summary metrics on validation and on test (mean ± std over its seeds, the test figure's 95%
     interval), under the validation figure that picked its trial; metrics it did not report are left out."""
-    cells = []
-    for metric in metrics.SUMMARY:
-        test = metrics.TEST_PREFIX + metric
-        if not (_is_finite(row.get(metric)) or _is_finite(row.get(test))):
-            continue
-        ci = row.get(f"{test}_ci95")
-        shown = f"[{row[test] - ci:.3f}, {row[test] + ci:.3f}]" if _is_finite(ci) else "-"
-        cells.append(
-            f"<tr><th>{html.escape(metric)}</th><td>{_mean_std(row, metric)}</td><td>{_mean_std(row, test)}</td>"
-            f"<td>{shown}</td></tr>"
-        )
+    test = {metric: metrics.TEST_PREFIX + metric for metric in metrics.SUMMARY}
+    cells = [
+        f"<tr><th>{html.escape(metric)}</th><td>{spread(row, metric)}</td>"
+        f"<td>{spread(row, test[metric])}</td><td>{interval(row, test[metric])}</td></tr>"
+        for metric in metrics.SUMMARY
+        if is_number(row.get(metric)) or is_number(row.get(test[metric]))
+    ]
     if not cells:
         return ""
     seeds = row.get("seeds")
-    over = f"over {int(seeds)} seeds ({row.get('promoted_seeds', '?')}), none a trial ran" if _is_finite(seeds) else ""
-    caption = f"mean ± std {over}"
-    if _is_finite(row.get("pick_value")):
+    caption = (
+        f"mean ± std over {int(seeds)} seeds ({row.get('promoted_seeds', '?')}), none a trial ran"
+        if is_number(seeds)
+        else "metrics"
+    )
+    if is_number(row.get("pick_value")):
         caption += f"; picked by {row.get('pick_rule', '?')} {row.get('pick_metric', '?')} {row['pick_value']:.3f}"
         caption += " on validation"
     head = "<tr><th>metric</th><th>validation</th><th>test</th><th>test 95% interval</th></tr>"
     return f'<table class="metrics"><caption>{html.escape(caption)}</caption>{head}{"".join(cells)}</table>'
-
-
-def _mean_std(row: pd.Series, metric: str) -> str:
-    value, std = row.get(metric), row.get(f"{metric}_std")
-    if not _is_finite(value):
-        return "-"
-    return f"{float(value):.3f}" + (f" ± {float(std):.3f}" if _is_finite(std) else "")
-
-
-def _is_finite(value) -> bool:
-    """A finite number (not a bool): a metric cell worth showing."""
-    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return is_number and math.isfinite(float(value))
 
 
 def _safe(text: str) -> str:

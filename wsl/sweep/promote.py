@@ -80,6 +80,12 @@ def promoted_config(row: pd.Series, base: TrainConfig, epochs: int, out: Path) -
     return replace(cfg, out=str(out), optim=replace(cfg.optim, epochs=epochs))
 
 
+def final_config(row: pd.Series, base: TrainConfig, epochs: int, out: Path) -> TrainConfig:
+    """``promoted_config`` as a final run: it reports, so it reads the test models whatever ``base`` says."""
+    cfg = promoted_config(row, base, epochs, out)
+    return replace(cfg, eval=replace(cfg.eval, test=True))
+
+
 def write_yaml(cfg: TrainConfig, sweep: str, trial: str, out: Path, promoted_dir: Path) -> Path:
     """``<promoted_dir>/<sweep>-<trial>.yaml``: a complete training config, with the command that runs it.
 
@@ -148,7 +154,9 @@ def promote(
             raise WslError(f"wsl promote {flag} {value}: must be at least 1")
     if rule not in rules.RULES:
         raise WslError(f"wsl promote --rule {rule!r} is unknown; choose from {', '.join(rules.RULES)}")
-    racing = rule == "race" and trial is None
+    racing = rule == "race"
+    if racing and trial is not None:
+        raise WslError(f"wsl promote --trial {trial} names the trial, --rule race picks one: give one of them")
     if racing and top_k > 1:
         raise WslError(f"wsl promote --rule race picks one trial; --top-k {top_k} needs --rule best or last")
     directory = Path(directory)
@@ -162,7 +170,7 @@ def promote(
     start_ray(address)
     need = trial_resources(sweep)
     zoo_ref = ray.put(zoo)
-    label = rule if trial is None else "named"
+    label = "named" if trial is not None else rule
     if racing:
         chosen, raced = race(sweep, chosen, metric, rules.fresh_seeds(used, rules.seeds_needed(len(chosen))), zoo_ref)
         used, label = used | set(raced), f"race of {race_k}"
@@ -172,7 +180,7 @@ def promote(
     for _, source in chosen.iterrows():
         tid = source["trial_id"]
         out = directory / table.PROMOTED_DIR / tid
-        cfg = promoted_config(source, sweep.train, epochs or sweep.train.optim.epochs, out)
+        cfg = final_config(source, sweep.train, epochs or sweep.train.optim.epochs, out)
         config_file = write_yaml(cfg, sweep.name, tid, out, promoted_dir)
         runs = ray.get([task.remote(replace(cfg, seed=s, out=str(out / f"seed-{s}")), zoo_ref) for s in fresh])
         table.write(out / "models.parquet", pd.concat([frame for _, frame in runs]))

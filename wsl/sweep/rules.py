@@ -20,7 +20,7 @@ and ``benchmarks/promotion_rules.py`` (which measures them on simulated sweeps):
   trial ran, the better half by the mean of its fresh runs goes on. The
   winner's figure is the mean of its fresh runs only: the sweep's figure that
   made it a candidate never enters (the race's own rounds still chose it, so
-  a little optimism remains). It costs extra runs at full budget.
+  a little optimism remains). It costs extra runs at the trials' budget.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ RULES = ("best", "last", "race")
 DEFAULT = "best"
 """``wsl promote``'s rule. Chosen on ``benchmarks/promotion_rules.py`` (40 replayed sweeps): ``best`` and
 ``last`` pick configs of the same true quality (paired p = 0.99) at no extra compute; a race of the top
-3 picks better by 0.01 (p = 0.07, not significant) for 97-162% more compute than the final runs. The
+3 picks better by 0.01 (p = 0.07, not significant) for about twice the final runs' compute. The
 optimism is taken out of what is *reported* instead: the promoted figures are the final runs', on seeds
-no trial ran (benchmarks/RESULTS.md, "Promotion rules")."""
+no trial ran (benchmarks/RESULTS.md, "Choosing on validation, reporting on test")."""
 Trial = TypeVar("Trial", bound=Hashable)  # a trial's id: a sweep's ``trial_id``, or a simulated trial's number
 
 
@@ -99,8 +99,16 @@ def race(
             result = run_round(list(alive), seed)
             for trial in alive:
                 values[trial].append(float(result[trial]))
-        alive = sorted(alive, key=lambda trial: np.mean(values[trial]), reverse=True)[: math.ceil(len(alive) / 2)]
+        alive = sorted(alive, key=lambda trial: _mean_or_worst(values[trial]), reverse=True)[
+            : math.ceil(len(alive) / 2)
+        ]
     return alive[0], values
+
+
+def _mean_or_worst(values: list[float]) -> float:
+    """A candidate's mean fresh figure; NaN (a run whose metric is undefined) ranks last, as in ``rank``."""
+    mean = float(np.mean(values))
+    return -math.inf if math.isnan(mean) else mean
 
 
 def fresh_seeds(used: Iterable[int], n: int) -> list[int]:

@@ -29,7 +29,7 @@ from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.run import CHECKPOINT
 from wsl.sweep import search, warmstart
-from wsl.sweep.config import SweepConfig
+from wsl.sweep.config import VERSION, SweepConfig
 from wsl.sweep.progress import LiveView
 from wsl.sweep.recorder import TableRecorder
 from wsl.sweep.storage import check_state, check_storage, experiment_path, filesystem
@@ -141,7 +141,9 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     check_storage(cfg)
     directory.mkdir(parents=True)
     try:
-        write_text(directory / table.SWEEP_FILE, yaml.safe_dump(asdict(cfg), sort_keys=False))
+        # this wsl's version, whatever the composed config said: it tells which models the table's figures are on
+        saved = {**asdict(cfg), "version": VERSION}
+        write_text(directory / table.SWEEP_FILE, yaml.safe_dump(saved, sort_keys=False))
         if seeds is not None:
             warmstart.seed_study(search.study_storage(directory / table.JOURNAL), cfg.name, seeds.trials)
             print(seeds.summary(), flush=True)
