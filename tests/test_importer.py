@@ -364,7 +364,7 @@ def test_the_originals_rerun_on_it_match_their_recorded_accuracy(trained_public,
     check = imported_trained.extra["task_check"]
     assert check["models"] == len(TRAINED)
     assert check["largest_abs_diff"] < 0.02
-    assert "largest |test_acc - recorded| 0.0" in summary(imported_trained)["task_data"]
+    assert f"largest |test_acc - recorded| {check['largest_abs_diff']:.4f}" in summary(imported_trained)["task_data"]
 
 
 def test_transposed_images_are_refused_by_the_check(trained_public, tmp_path):
@@ -402,3 +402,15 @@ def test_a_dataset_pt_without_a_testset_is_refused(trained_public, tmp_path):
     src = with_dataset(trained_public, tmp_path / "src", data)
     with pytest.raises(WslError, match=r"dataset\.pt: key 'testset' is missing"):
         import_public_zoo(src, tmp_path / "out")
+
+
+def test_the_summary_prints_the_largest_difference_the_check_found(trained_public, tmp_path):
+    """One model's recorded accuracy moved by 0.0125: the check finds it and the summary prints that figure."""
+    src = shutil.copytree(trained_public[0], tmp_path / "src")
+    result = sorted(src.glob("NN_*"))[0] / "result.json"
+    lines = [json.loads(line) for line in result.read_text().splitlines()]
+    lines[-1]["test_acc"] += 0.0125
+    result.write_text("\n".join(map(json.dumps, lines)) + "\n")
+    zoo = load_zoo(import_public_zoo(src, tmp_path / "zoo", task="digits8"))
+    assert zoo.extra["task_check"]["largest_abs_diff"] == pytest.approx(0.0125, abs=1e-6)
+    assert "largest |test_acc - recorded| 0.0125" in summary(zoo)["task_data"]

@@ -227,13 +227,18 @@ def test_few_trials_and_no_promotion_give_notes_not_failures(tmp_path):
     assert 'id="fig-pareto"' in text and 'id="fig-importance"' not in text
 
 
-def test_rerun_replaces_the_report_atomically(tmp_path):
-    make_sweep(tmp_path, promoted=False)
+def test_rerun_replaces_the_report_with_the_tables_rows_now(tmp_path):
+    directory = make_sweep(tmp_path, promoted=False)
     first = write_report("demo", root=tmp_path, top=3, png=False)
+    before = first.read_text()
     (first.parent / "stale.png").write_bytes(b"x")
+    trials = pd.read_parquet(directory / "trials.parquet")
+    late = trials.iloc[[0]].assign(trial_id="late-best", objective=trials["objective"].max() + 1)
+    write_parquet(directory / "trials.parquet", pd.concat([trials, late]))  # a trial finished since
     second = write_report("demo", root=tmp_path, top=3, png=False)
-    assert second == first and not (second.parent / "stale.png").exists()
-    assert second.read_text().count("<tr><td>") == 3
+    after = second.read_text()
+    assert "late-best" not in before and "late-best" in after and not (second.parent / "stale.png").exists()
+    assert after.count("<tr><td>") == 3
 
 
 def test_rerun_flips_the_report_link_and_removes_the_previous_version(tmp_path):

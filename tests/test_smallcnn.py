@@ -410,12 +410,14 @@ def test_nan_rows_fail_naming_the_row_when_asked(untrained, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_cli_detects_the_format_and_selects(untrained, tmp_path, capsys):
+def test_the_cli_detects_the_format_and_selects(untrained, tmp_path):
     argv = ["zoo", "import", str(untrained), "--out", str(tmp_path / "zoo"), "--max-models", "2", "--steps", "0", "86"]
     assert main([*argv, "--seed", "3"]) == 0
     zoo = load_zoo(tmp_path / "zoo")
     assert len(zoo) == 4 and runs_and_steps(zoo)[1] == {0, 86}
-    assert "small-cnn" not in capsys.readouterr().err
+    assert zoo.extra["selection"] == {"max_models": 2, "steps": [0, 86], "seed": 3}
+    direct = import_small_cnn_zoo(untrained, tmp_path / "direct", max_models=2, steps=[0, 86], seed=3)
+    assert runs_and_steps(zoo) == runs_and_steps(load_zoo(direct))  # the runs the library draws with seed 3
 
 
 def test_the_cli_names_a_missing_file_of_the_format(untrained, tmp_path, capsys):

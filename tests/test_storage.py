@@ -72,9 +72,14 @@ def test_a_state_file_copied_while_tune_rewrote_it_does_not_replace_the_whole_on
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == sorted(p.name for p in staging.iterdir())
 
 
-def test_the_storage_filesystem_travels_to_trials_by_pickle(tmp_path):
-    fs, _ = filesystem(str(tmp_path))
-    assert pickle.loads(pickle.dumps(fs)) == fs
+def test_the_storage_filesystem_travels_to_trials_by_pickle_and_still_writes_whole_files(tmp_path):
+    fs, root = filesystem(str(tmp_path))
+    (tmp_path / "checkpoint.pt").write_bytes(b"old")
+    stream = pickle.loads(pickle.dumps(fs)).open_output_stream(f"{root}/checkpoint.pt")  # what a trial gets
+    stream.write(b"new")
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"old"
+    stream.close()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"new"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ results table, a crashing trial, a killed driver and its resume, promotion, and 
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,10 +170,13 @@ def test_the_live_view_prints_trial_events_not_tune_boxes(finished):
     assert "Configuration for experiment" not in result.stdout and "Trial status" not in result.stdout
 
 
-def test_results_prints_the_top_trials(env, finished):
+def test_results_prints_the_trials_its_where_keeps(env, finished):
     result = wsl(env, "results", "s1", "--where", "status == 'TERMINATED' and beta <= 1", "--columns", "trial_id,beta")
     assert result.returncode == 0, result.stderr
-    assert "TERMINATED" not in result.stdout and "beta" in result.stdout
+    trials = pd.read_parquet(finished[0] / "trials.parquet")
+    kept = trials.loc[(trials["status"] == "TERMINATED") & (trials["loss.beta"] <= 1), "trial_id"]
+    printed = re.findall(r"^│ (\S+) +│", result.stdout, flags=re.MULTILINE)
+    assert len(kept) < len(trials) and sorted(printed) == sorted(kept) and "beta" in result.stdout
 
 
 def test_the_replay_takes_the_asha_decisions_the_sweep_took(finished):
@@ -253,6 +257,9 @@ def test_promote_runs_the_best_trial_over_seeds_no_trial_ran_and_links_back(fini
     ran = set(trials.loc[trials["status"] != "PROMOTED", "seed"])
     assert ran == {0} and set(models["seed"]) == {1, 2} and row["promoted_seeds"] == "1,2"
     assert {"test_acc", "rec_acc", "emb_x", "emb_y"} <= set(models.columns)
+    per_seed = models.groupby("seed").apply(lambda m: m["rec_acc"].mean() / m["test_acc"].mean())  # each seed's
+    assert row["test_rec_acc_ratio"] == pytest.approx(per_seed.mean())
+    assert row["test_rec_acc_ratio_std"] == pytest.approx(per_seed.std(ddof=1))
 
 
 def test_a_promoted_row_gives_test_figures_beside_validation_ones(promoted):
