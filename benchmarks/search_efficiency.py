@@ -232,15 +232,15 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
     proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
     setting = Setting(cfg.search.algorithm, grace_period=grace, reduction_factor=rf)
     replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
-    real = trials[trials["trial_id"].isin(epochs["trial_id"])].reset_index(drop=True)
-    ended = real["status"].isin(table.FINISHED).to_numpy()  # a trial the driver left running ended nowhere
+    reported = trials[trials["trial_id"].isin(epochs["trial_id"])]
+    real = reported[reported["status"].isin(table.FINISHED)].reset_index(drop=True)  # what ``recorded`` replays
     last = replayed.groupby("trial")["epoch"].max().to_numpy()
     ran = real["epochs"].to_numpy()
     if grace is None and rf is None:
-        best = epochs[epochs["trial_id"].isin(real["trial_id"][ended])].groupby("trial_id")["objective"].max()
+        best = epochs[epochs["trial_id"].isin(real["trial_id"])].groupby("trial_id")["objective"].max()
         print(
-            f"{name}: the replay ends {(last == ran)[ended].mean():.0%} of {ended.sum()} finished trials at the "
-            f"epoch the sweep ended them ({len(real) - ended.sum()} unfinished trials replayed as they ran); "
+            f"{name}: the replay ends {(last == ran).mean():.0%} of {len(real)} finished trials at the "
+            f"epoch the sweep ended them ({len(reported) - len(real)} unfinished trials left out); "
             f"{ran.sum()} trial-epochs, promoted objective {best.max():.3f} (trial {best.idxmax()})"
         )
         return replayed

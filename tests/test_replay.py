@@ -8,7 +8,7 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 from wsl.compose import load_config
 from wsl.sweep import search
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.replay import Setting, Surrogate, simulate, smoothed, warm_trials
+from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, smoothed, warm_trials
 
 MAX_T = 6
 
@@ -181,3 +181,21 @@ def test_the_surrogate_answers_a_proposal_with_a_curve_and_its_seconds():
     proposal = {"loss.beta": 0.2, "tokens.width": "row", "loss.gamma": 0.05, "loss.probe_size": 256, "optim.lr": 1e-3}
     objective, seconds = model.source(0, noise=False)(proposal, 0)
     assert objective[-1] == pytest.approx(0.8, abs=0.1) and seconds == pytest.approx([2.0] * MAX_T)
+
+
+def test_a_recorded_sweep_replays_its_finished_trials_only():
+    """An errored trial's curve ends where it broke: replayed, it would run on to max_t on invented epochs."""
+    trials = pd.DataFrame(
+        {"trial_id": ["a", "b", "c"], "status": ["TERMINATED", "ERROR", "STOPPED"], "loss.beta": [0.1, 0.2, 0.3]}
+    )
+    epochs = pd.DataFrame(
+        {
+            "trial_id": ["a"] * MAX_T + ["b", "b", "c"],
+            "epoch": [*range(1, MAX_T + 1), 1, 2, 1],
+            "objective": [0.5] * MAX_T + [0.4, 0.45, 0.2],
+            "time_s": 1.0,
+        }
+    )
+    configs, curve = recorded(trials, epochs, ["loss.beta"], MAX_T)
+    assert configs == [{"loss.beta": 0.1}, {"loss.beta": 0.3}]
+    assert curve(configs[1], 1)[0].tolist() == [0.2] * MAX_T  # c's curve, padded after ASHA stopped it

@@ -21,7 +21,7 @@ from wsl.augment import permute_neurons
 from wsl.cli import main
 from wsl.errors import WslError
 from wsl.tokens import ROW, detokenize, layout, tokenize
-from wsl.zoo import Arch, Conv, forward, load_zoo, smallcnn
+from wsl.zoo import Arch, Conv, as_module, forward, load_zoo, smallcnn
 from wsl.zoo.smallcnn import import_small_cnn_zoo
 from wsl.zoo.tasks import Task, load_task
 
@@ -456,3 +456,15 @@ def test_a_run_of_another_stride_is_refused(trained, tmp_path):
     with pytest.raises(WslError, match="config.cnn_stride 1 is not the zoo's stride 2"):
         import_small_cnn_zoo(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "selu"])  # what train_network.py accepts
+def test_every_activation_the_zoos_training_code_accepts_imports_and_runs_as_the_reference(tmp_path, act):
+    zoo = load_zoo(
+        import_small_cnn_zoo(write_format(tmp_path / "src", random_checkpoints(2, (0,), (act,))), tmp_path / "z")
+    )
+    x = torch.randn(3, 1, 28, 28)
+    one = {k: v[:1] for k, v in zoo.weights.items()}
+    reference = as_module(zoo.arch, {k: v[0] for k, v in zoo.weights.items()}, act).eval()
+    assert set(zoo.models["activation"]) == {act}
+    torch.testing.assert_close(forward(zoo.arch, one, x, [act])[0], reference(x), rtol=1e-4, atol=1e-5)

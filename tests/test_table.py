@@ -125,3 +125,10 @@ def test_a_column_of_numbers_and_words_is_kept_as_text(tmp_path):
         tmp_path / table.TRIALS, [{"trial_id": "a", "tokens.width": 32}, {"trial_id": "b", "tokens.width": "row"}]
     )
     assert table.read(tmp_path / table.TRIALS)["tokens.width"].tolist() == ["32", "row"]
+
+
+def test_missing_cells_of_a_mixed_column_stay_missing(tmp_path):
+    """A column of several types is stored as text; its missing cells must not become the text "None"/"nan"."""
+    table.write(tmp_path / "t.parquet", [{"tokens.width": 32}, {"tokens.width": "row"}, {"tokens.width": None}])
+    back = table.read(tmp_path / "t.parquet")["tokens.width"]
+    assert back.tolist()[:2] == ["32", "row"] and back.isna().tolist() == [False, False, True]

@@ -17,6 +17,7 @@ imports no Ray, so the query layer and the report stay light.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -143,8 +144,13 @@ def write(path: Path, rows: Iterable[dict] | pd.DataFrame) -> None:
     """
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     mixed = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().map(type).nunique() > 1]
-    frame = frame.astype({c: str for c in mixed}) if mixed else frame
+    frame = frame.assign(**{c: frame[c].map(_text) for c in mixed}) if mixed else frame
     write_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _text(value):
+    """A cell of a mixed column as text, a missing one left missing (``astype(str)`` of pandas 2 writes "None")."""
+    return value if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def cell(value):

@@ -182,14 +182,16 @@ class _Proposals:
 
 
 def recorded(trials: pd.DataFrame, epochs: pd.DataFrame, keys: list[str], max_t: int) -> tuple[list[dict], CurveSource]:
-    """A finished sweep's trials that reported, in the order they started: their configs and their curves.
+    """A sweep's finished trials (ran to max_t or stopped by ASHA), in the order they started: their configs
+    and their curves. A trial that failed or was interrupted is left out: its curve ends where it broke off,
+    not where a scheduler ended it, and padding it would invent epochs it never ran.
 
     The source answers trial ``n`` with its recorded objective and the seconds
     between its reports (``reported_at``; ``time_s`` in tables without it); an
     epoch the sweep never ran (ASHA stopped the trial there) repeats its last
     one, so a replay under gentler stopping runs on, and shows as a different decision.
     """
-    ran = trials[trials["trial_id"].isin(epochs["trial_id"])]
+    ran = trials[trials["trial_id"].isin(epochs["trial_id"]) & trials["status"].isin(table.FINISHED)]
     configs = [{k: row[k] for k in keys} for _, row in ran.iterrows()]
     curves = [epochs[epochs["trial_id"] == t].sort_values("epoch") for t in ran["trial_id"]]
 

@@ -41,6 +41,7 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "gelu": F.gelu,
     "leakyrelu": F.leaky_relu,
+    "selu": F.selu,  # the Small CNN Zoo's training code accepts it beside relu, tanh and sigmoid
 }
 INITS = ("uniform", "normal", "kaiming_uniform", "kaiming_normal")
 DENSE_LIMIT = 1 << 18  # entries of one model's dense conv matrix; above it, grouped conv
@@ -344,7 +345,14 @@ def as_module(arch: Arch, params: dict[str, Tensor], activation: str, dropout: f
     The reference implementation: what the batched ``forward`` must agree with,
     and what a user exports a decoded model to.
     """
-    act = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "leakyrelu": nn.LeakyReLU}
+    act = {
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU,
+        "leakyrelu": nn.LeakyReLU,
+        "selu": nn.SELU,
+    }
     modules: list[nn.Module] = []
     weights: list[nn.Module] = []
     for layer in arch.layers:
