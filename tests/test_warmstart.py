@@ -19,7 +19,7 @@ def sweep(*overrides):
     return load_config("sweep", [*fixed, *overrides], SweepConfig)
 
 
-def earlier(root, name="old", objective=OBJECTIVE, trials=None, version=3):
+def earlier(root, name="old", objective=OBJECTIVE, trials=None, version=3, saved=None):
     """An earlier sweep's results as its recorder writes them: trials, per-epoch metrics, sweep.yaml."""
     base = {"loss.gamma": 0.05, "loss.beta": 0.1, "loss.probe_size": 256, "tokens.width": "32", "optim.lr": 1e-3}
     trials = trials or [
@@ -32,7 +32,7 @@ def earlier(root, name="old", objective=OBJECTIVE, trials=None, version=3):
     directory = root / name
     directory.mkdir(parents=True)
     (directory / table.SWEEP_FILE).write_text(
-        yaml.safe_dump({"version": version, "name": name, "objective": objective})
+        yaml.safe_dump({"version": version, "name": name, "objective": objective, **(saved or {})})
     )
     table.write(
         directory / table.TRIALS,
@@ -109,6 +109,20 @@ def test_a_sweep_judged_on_the_test_models_cannot_seed_a_warm_start(tmp_path):
     earlier(tmp_path, version=2)
     with pytest.raises(WslError, match="sweep 'old' was written before version 3: its objective is on the zoo's test"):
         warmstart.seeds(sweep("search.warm_start=old"), tmp_path)
+
+
+def test_the_first_line_names_another_zoo_and_base_config_the_seeded_trials_ran_on(tmp_path):
+    """Kept (a warm start across zoos measured a gain), but said; searched keys (optim.lr) are no difference."""
+    train = {"optim": {"lr": 3e-3}, "model": {"d_model": 96}}
+    earlier(tmp_path, saved={"zoo": "zoos/shapes-cnn", "train": train})
+    summary = warmstart.seeds(sweep("search.warm_start=old"), tmp_path).summary()
+    assert summary.endswith("; old ran on zoo zoos/shapes-cnn, base config model.d_model=96")
+
+
+def test_the_first_line_says_when_the_seeded_trials_ran_as_this_sweep_runs(tmp_path):
+    earlier(tmp_path, saved={"zoo": sweep().zoo})
+    summary = warmstart.seeds(sweep("search.warm_start=old"), tmp_path).summary()
+    assert summary.endswith("all on this sweep's zoo and base training config")
 
 
 def test_a_pattern_that_matches_nothing_is_refused(tmp_path):

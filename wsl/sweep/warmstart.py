@@ -22,7 +22,7 @@ distributions are the ones Ray's ``OptunaSearch`` builds, by its own conversion.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from wsl import table
+from wsl.config import flatten
 from wsl.errors import WslError
 from wsl.sweep import search
 from wsl.sweep.config import SweepConfig, objective_weights
@@ -47,13 +48,15 @@ class Seeds:
     sweeps: list[str]
     outside: int  # values the new space cannot hold
     unfinished: int  # failed, interrupted or running
+    origins: list[str]  # where an earlier sweep ran otherwise than this one: its zoo, its base training config
 
     def summary(self) -> str:
         complete = sum(t.state == TrialState.COMPLETE for t in self.trials)
         return (
             f"warm start from {', '.join(self.sweeps)}: {len(self.trials)} trials "
             f"({complete} complete, {len(self.trials) - complete} pruned); left out: {self.outside} with values "
-            f"outside this sweep's space, {self.unfinished} failed or unfinished"
+            f"outside this sweep's space, {self.unfinished} failed or unfinished; "
+            + ("; ".join(self.origins) if self.origins else "all on this sweep's zoo and base training config")
         )
 
 
@@ -80,7 +83,7 @@ def earlier_sweeps(root: Path, patterns: list[str], exclude: str) -> list[Path]:
 
 def seeds(cfg: SweepConfig, root: Path) -> Seeds:
     """The trials of the sweeps ``cfg.search.warm_start`` names, as Optuna trials of ``cfg``'s study."""
-    trials, outside, unfinished, sweeps = [], 0, 0, []
+    trials, outside, unfinished, sweeps, origins = [], 0, 0, [], []
     for directory in earlier_sweeps(root, cfg.search.warm_start, cfg.name):
         if table.metrics_split(directory) != "val":
             raise WslError(
@@ -88,7 +91,8 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
                 "its objective is on the zoo's test models, this sweep's on the validation models; seeding the "
                 "study with it would let the test models steer the proposals. Warm-start from a newer sweep"
             )
-        weights = _weights(directory)
+        saved = _saved(directory)
+        weights = _weights(saved, directory)
         if weights != cfg.weights():
             raise WslError(
                 f"search.warm_start: sweep {directory.name!r} was judged by another objective ({weights}) than "
@@ -97,6 +101,7 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
         rows = table.read(directory / table.TRIALS)
         curves = _curves(directory, weights)
         sweeps.append(directory.name)
+        origins += [note] if (note := _origin(directory.name, saved, cfg)) else []
         for _, row in rows.iterrows():
             if row["status"] == table.PROMOTED:
                 continue
@@ -107,7 +112,7 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
             trial = as_trial(cfg, {key: table.cell(row.get(key)) for key in cfg.params()}, curve)
             outside += trial is None
             trials += [trial] if trial is not None else []
-    return Seeds(trials, sweeps, outside, unfinished)
+    return Seeds(trials, sweeps, outside, unfinished, origins)
 
 
 def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, float]) -> FrozenTrial | None:
@@ -128,13 +133,35 @@ def seed_study(storage, name: str, trials: list[FrozenTrial]) -> None:
     study.add_trials(trials)
 
 
-def _weights(directory: Path) -> dict[str, float]:
-    """The objective an earlier sweep was judged by, from its ``sweep.yaml``."""
+def _saved(directory: Path) -> dict:
+    """An earlier sweep's ``sweep.yaml`` as a plain dict."""
     path = directory / table.SWEEP_FILE
     try:
-        return objective_weights(yaml.safe_load(path.read_text())["objective"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
-        raise WslError(f"search.warm_start: cannot read the objective of {path}: {e}") from None
+        tree = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise WslError(f"search.warm_start: cannot read {path}: {e}") from None
+    if not isinstance(tree, dict):
+        raise WslError(f"search.warm_start: {path} is not a sweep config")
+    return tree
+
+
+def _weights(saved: dict, directory: Path) -> dict[str, float]:
+    """The objective an earlier sweep was judged by, from its ``sweep.yaml``."""
+    if "objective" not in saved:
+        raise WslError(f"search.warm_start: {directory / table.SWEEP_FILE} names no objective")
+    return objective_weights(saved["objective"])
+
+
+def _origin(name: str, saved: dict, cfg: SweepConfig) -> str | None:
+    """What an earlier sweep ran on otherwise than ``cfg``: its zoo, and its base training config's values of
+    keys ``cfg`` does not search (None when both are the same). Warm starts across zoos measured a gain
+    (benchmarks/RESULTS.md), so they are allowed; the sweep's first line says so."""
+    notes = [f"zoo {saved['zoo']}"] if saved.get("zoo", cfg.zoo) != cfg.zoo else []
+    theirs, ours = flatten(saved.get("train") or {}), flatten(asdict(cfg.train))
+    skip = {*cfg.params(), "zoo", "name", "out"}
+    differ = sorted(k for k in ours if k not in skip and k in theirs and theirs[k] != ours[k])
+    notes += [f"base config {', '.join(f'{k}={theirs[k]!r}' for k in differ)}"] if differ else []
+    return f"{name} ran on {', '.join(notes)}" if notes else None
 
 
 def _curves(directory: Path, weights: dict[str, float]) -> dict[str, dict[int, float]]:
