@@ -340,3 +340,17 @@ def test_a_copied_training_model_agrees_with_its_original_as_computed_by_hand(sm
     assert got["copy_closest_agreement_working"] == pytest.approx(closest[working].mean())
     assert got["copy_oracle_agreement_working"] == pytest.approx(agree.max(1)[working].mean())
     assert got["copy_oracle_agreement_working"] >= got["copy_best_agreement_working"]
+
+
+def test_a_resumed_run_reports_what_an_uninterrupted_one_does(small_zoo_path, tmp_path):
+    """Batch order, augmentations and the resampled behavioral inputs all draw per epoch: epoch 2 after a
+    resume from epoch 1 is epoch 2 of a run that never stopped."""
+    cfg = replace(config(small_zoo_path, tmp_path / "whole"), generate=0)
+    cfg.optim.epochs, cfg.eval.test = 2, False
+    whole, first, rest = [], [], []
+    train(cfg, whole.append)
+    train(replace(cfg, out=str(tmp_path / "cut"), optim=replace(cfg.optim, epochs=1)), first.append)
+    train(replace(cfg, out=str(tmp_path / "cut")), rest.append, resume=True)
+    assert cfg.loss.resample and [r["epoch"] for r in rest] == [2]
+    a, b = (pd.DataFrame(r).drop(columns="time_s") for r in (whole[1:], rest))
+    assert a.equals(b)

@@ -53,7 +53,7 @@ class Behavior:
     pool: torch.Tensor | None = None  # [N, C, H, W]: inputs drawn from every step (None for a fixed set)
     size: int = 0  # inputs per step
     kind: str = "train"  # train | noise | mix
-    generator: torch.Generator | None = None  # the draws' own stream: the augmentations' stays as it was
+    generator: torch.Generator | None = None  # the draws' own stream (``wsl.train`` reseeds it every epoch)
 
     def step(
         self, data: Data, batch: np.ndarray, originals: dict[str, torch.Tensor]

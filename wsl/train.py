@@ -56,12 +56,14 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scaler = LossScaler(cfg.loss.scale_by_first)
     start = run.resume(Path(cfg.out), cfg, model, opt, scaler) if resume else 0
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
     copies = copy_baselines(data, "val", cfg.eval.working_acc)  # the zoo's alone: the same every epoch
     metrics: dict = {}
     for epoch in range(start + 1, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
         warm = epoch <= cfg.loss.warmup_epochs  # structure (and contrast) alone first
+        gen = torch.Generator(device=device).manual_seed(epoch_seed(cfg.seed, epoch, AUGMENT))
+        if behav is not None and behav.generator is not None:  # resampled behavioral inputs
+            behav.generator.manual_seed(epoch_seed(cfg.seed, epoch, BEHAVIOR))
         losses = train_epoch(model, opt, scaler, data, None if warm else behav, cfg, epoch, gen)
         metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval), **copies}
         metrics["time_s"] = time.perf_counter() - t0
@@ -99,9 +101,19 @@ def train_epoch(
     return sums
 
 
+ORDER, AUGMENT, BEHAVIOR = range(3)  # an epoch's random streams
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """The seed of one of epoch ``epoch``'s random streams (batch order, augmentations, behavioral inputs):
+    each drawn anew every epoch from the run's seed, so a resumed run draws what an uninterrupted one would."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
 def epoch_order(rows: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """The training rows in epoch ``epoch``'s order: new every epoch, and the same for a resumed run."""
-    return rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).numpy()]
+    order = torch.Generator().manual_seed(epoch_seed(seed, epoch, ORDER))
+    return rows[torch.randperm(len(rows), generator=order).numpy()]
 
 
 def train_step(
