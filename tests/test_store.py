@@ -130,6 +130,19 @@ def test_a_failed_save_leaves_no_trace(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("column", ["test_acc", "train_acc"])
+def test_a_checkpoint_without_a_finite_accuracy_is_refused_naming_it_and_nothing_is_written(tmp_path, column):
+    """A source table's missing accuracy would make the probes raise at the end of a run, minutes later."""
+    zoo = make_zoo()
+    zoo.models.loc[3, column] = float("nan")
+    model_id, epoch = zoo.models.loc[3, ["model_id", "epoch"]]
+    with pytest.raises(
+        WslError, match=f"{column} is not a finite number in 1 rows .first: model_id {model_id}, epoch {epoch}"
+    ):
+        save_zoo(tmp_path / "zoo", zoo)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_rejects_extra_that_is_not_json(tmp_path):
     with pytest.raises(WslError, match="JSON"):
         save_zoo(tmp_path / "zoo", make_zoo(extra={"when": object()}))

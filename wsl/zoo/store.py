@@ -240,6 +240,15 @@ def _check_models(models: pd.DataFrame, file: Path) -> pd.DataFrame:
     unknown = sorted(set(models["split"]) - set(SPLITS))
     if unknown:
         raise WslError(f"{file}: split {unknown[0]!r} is unknown; splits are {', '.join(SPLITS)}")
+    for column in ("train_acc", "test_acc"):  # what probes predict and reconstructions are judged by
+        bad = ~np.isfinite(models[column].to_numpy())
+        if bad.any():
+            row = models[bad].iloc[0]
+            raise WslError(
+                f"{file}: {column} is not a finite number in {bad.sum()} rows (first: model_id {row['model_id']}, "
+                f"epoch {row['epoch']}); probes and reconstruction metrics need every checkpoint's accuracy: "
+                "fix or leave out those rows"
+            )
     per_model = models.groupby("model_id")["split"].nunique()
     mixed = per_model.index[per_model > 1]
     if len(mixed):
