@@ -468,3 +468,13 @@ def test_every_activation_the_zoos_training_code_accepts_imports_and_runs_as_the
     reference = as_module(zoo.arch, {k: v[0] for k, v in zoo.weights.items()}, act).eval()
     assert set(zoo.models["activation"]) == {act}
     torch.testing.assert_close(forward(zoo.arch, one, x, [act])[0], reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_without_the_last_checkpoint_is_left_out_and_counted(tmp_path):
+    """The reconstruction metrics judge every model at the zoo's last step: a run that stops short would drop
+    out of them unseen."""
+    checkpoints = [c for c in random_checkpoints(3, (0, 86)) if not (c["modeldir"] == "run1" and c["step"] == 86)]
+    src = write_format(tmp_path / "src", checkpoints)
+    with pytest.warns(UserWarning, match="left out 1 runs without a checkpoint at step 86"):
+        zoo = load_zoo(import_small_cnn_zoo(src, tmp_path / "zoo"))
+    assert sorted(set(zoo.models["source"])) == ["run0", "run2"] and len(zoo) == 4

@@ -360,6 +360,7 @@ def _select(metrics: pd.DataFrame, max_models: int | None, steps, seed: int, fil
             what = f"no checkpoint at step {absent[0]}" if absent else "no steps were asked for"
             raise WslError(f"{file}: {what}; its steps are {present}")
         keep &= metrics["epoch"].isin(steps).to_numpy()
+    keep &= _reach_the_last(metrics, max(steps) if steps else int(metrics["epoch"].max()), file)
     if max_models is not None:
         if max_models < 1:
             raise WslError(f"max_models={max_models} is invalid: expected a positive number of runs")
@@ -367,6 +368,16 @@ def _select(metrics: pd.DataFrame, max_models: int | None, steps, seed: int, fil
         chosen = np.random.default_rng(seed).choice(runs, min(max_models, len(runs)), replace=False)
         keep &= metrics["model_id"].isin(chosen).to_numpy()
     return np.flatnonzero(keep)
+
+
+def _reach_the_last(metrics: pd.DataFrame, last: int, file: Path) -> np.ndarray:
+    """[rows] whether a row's run has a checkpoint at ``last``, the zoo's last step: the reconstruction metrics
+    judge every model there, and a run without it would drop out of them unseen. Those left out are counted."""
+    reach = metrics["model_id"].isin(metrics.loc[metrics["epoch"] == last, "model_id"]).to_numpy()
+    short = metrics.loc[~reach, "model_id"].nunique()
+    if short:
+        warnings.warn(f"{file}: left out {short} runs without a checkpoint at step {last}, the last", stacklevel=3)
+    return reach
 
 
 def _check_activations(models: pd.DataFrame, file: Path) -> None:
