@@ -4,10 +4,10 @@ import pytest
 import torch
 from test_store import make_zoo, tiny_task, zoo_with_task
 
-from wsl.data import prepare
+from wsl.data import prepare, task_of
 from wsl.errors import WslError
 from wsl.zoo.store import load_zoo, save_zoo
-from wsl.zoo.tasks import TASKS, _cached, load_task, task_of
+from wsl.zoo.tasks import TASKS, _cached, load_task
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -28,7 +28,7 @@ from wsl.losses import LossConfig
 from wsl.tokens import Normalizer, TokenLayout, layout, tokenize
 from wsl.zoo.arch import forward
 from wsl.zoo.store import Zoo
-from wsl.zoo.tasks import Task, task_of
+from wsl.zoo.tasks import TASKS, Task, load_task
 
 
 @dataclass
@@ -67,6 +67,18 @@ class Behavior:
         x = draw(self.pool, self.size, self.kind, self.generator).to(data.tokens.device)
         with torch.no_grad():
             return x, forward(data.zoo.arch, originals, x, list(data.activations[batch]))
+
+
+def task_of(zoo: Zoo) -> Task:
+    """The task ``zoo``'s models run on: the data the zoo carries, else the shipped task it names."""
+    if zoo.task_data is not None:
+        return zoo.task_data
+    if zoo.task not in TASKS:
+        raise WslError(
+            f"zoo {zoo.path or zoo.name} has no task data and its task {zoo.task!r} does not ship with wsl "
+            f"(shipped: {', '.join(TASKS)}); import it with its data (see README, Zoos)"
+        )
+    return load_task(zoo.task)
 
 
 def prepare(zoo: Zoo, token_width: int | str, device: str, norm: Normalizer | None = None) -> Data:

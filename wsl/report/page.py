@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from wsl.report.sections import Section
+
+@dataclass
+class Section:
+    """One part of the page: what ``wsl.report.sections`` builds and ``render_page`` lays out."""
+
+    key: str
+    title: str
+    figures: dict = field(default_factory=dict)  # file stem -> plotly Figure
+    notes: list[str] = field(default_factory=list)
+    html: str = ""  # extra markup before the figures (tables)
+
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; padding: 0 1em; }

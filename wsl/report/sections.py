@@ -9,7 +9,6 @@ run that ASHA cut short, so statuses are always told apart (symbol, colour).
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import pandas as pd
 from wsl import metrics, table
 from wsl.report import page
 from wsl.report.importance import parameter_importances
+from wsl.report.page import Section
 from wsl.results import pareto_front
 
 METRIC_COLUMNS = ("objective", *metrics.SCORES)
@@ -27,15 +27,6 @@ PLOTTED = tuple(SYMBOLS)  # the statuses with a symbol; failed or interrupted tr
 STATUS_NAMES = {table.TERMINATED: "ran to max_t", table.STOPPED: "stopped early (ASHA)", table.RUNNING: "running"}
 COLOURS = {table.TERMINATED: "#1f77b4", table.STOPPED: "#ff7f0e", table.RUNNING: "#2ca02c", table.ERROR: "#d62728"}
 HEIGHT = 560  # figure height in pixels, on the page and in the PNGs
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    figures: dict = field(default_factory=dict)  # file stem -> plotly Figure
-    notes: list[str] = field(default_factory=list)
-    html: str = ""  # extra markup before the figures (tables)
 
 
 def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:

@@ -64,7 +64,7 @@ class Zoo:
     ``path`` is where the zoo was loaded from, or None for one built in memory or
     cut from another (a subset's size on disk would be a lie). ``task_data`` is
     the task's data when the zoo carries it (None: ``task`` names a shipped
-    task); ``wsl.zoo.tasks.task_of`` picks the right one.
+    task); ``wsl.data.task_of`` picks the right one.
     """
 
     path: Path | None

@@ -3,7 +3,7 @@
 Zoos are trained on these, and the autoencoder's behavioral loss and the
 reconstruction metrics run decoded models on them, so a zoo names its task
 and everything else looks it up here. A zoo may also carry its own task
-data (``Zoo.task_data``, e.g. imported with a public zoo); ``task_of`` is the
+data (``Zoo.task_data``, e.g. imported with a public zoo); ``wsl.data.task_of`` is the
 one lookup: the zoo's own data first, then the tasks that ship here.
 
 - ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes).
@@ -16,16 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from wsl.errors import WslError
-
-if TYPE_CHECKING:
-    from wsl.zoo.store import Zoo
 
 
 @dataclass(frozen=True)
@@ -53,18 +49,6 @@ def load_task(name: str) -> Task:
     if name not in TASKS:
         raise WslError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     return _cached(name)
-
-
-def task_of(zoo: Zoo) -> Task:
-    """The task ``zoo``'s models run on: the data the zoo carries, else the shipped task it names."""
-    if zoo.task_data is not None:
-        return zoo.task_data
-    if zoo.task not in TASKS:
-        raise WslError(
-            f"zoo {zoo.path or zoo.name} has no task data and its task {zoo.task!r} does not ship with wsl "
-            f"(shipped: {', '.join(TASKS)}); import it with its data (see README, Zoos)"
-        )
-    return load_task(zoo.task)
 
 
 @cache
