@@ -42,9 +42,9 @@ import torch
 from wsl.generate import flatten
 from wsl.probes import boosted_probe, probe_target, ridge_probe, weight_statistics
 from wsl.run import CHECKPOINT, load_run
+from wsl.zoo.splits import SPLITS
 from wsl.zoo.store import Zoo, load_zoo, save_zoo
 
-SPLITS = ("train", "val", "test")
 TARGETS = {"test_acc": "probe_r2", "epoch": "probe_r2_epoch", "gap": "probe_r2_gap"}  # target -> the run's metric
 
 

@@ -17,7 +17,8 @@ from test_importer import digits_dataset
 
 from wsl.errors import WslError
 from wsl.zoo import load_zoo
-from wsl.zoo.datasets import EITHER_MNIST, UNKNOWN, check_dataset, dataset_name, read_dataset
+from wsl.zoo.dataset_names import EITHER_MNIST, UNKNOWN, check_dataset, dataset_name
+from wsl.zoo.datasets import read_dataset
 from wsl.zoo.importer import import_public_zoo
 
 trained_public = test_importer.trained_public  # 4 digits CNNs trained for 4 epochs, and their dataset.pt

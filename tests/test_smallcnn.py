@@ -21,7 +21,7 @@ from wsl.augment import permute_neurons
 from wsl.cli import main
 from wsl.errors import WslError
 from wsl.tokens import ROW, detokenize, layout, tokenize
-from wsl.zoo import Arch, Conv, as_module, forward, load_zoo, smallcnn
+from wsl.zoo import Arch, Conv, as_module, forward, load_zoo, smallcnn_layout
 from wsl.zoo.smallcnn import import_small_cnn_zoo
 from wsl.zoo.tasks import Task, load_task
 
@@ -181,7 +181,7 @@ def test_the_imported_originals_reach_their_recorded_test_accuracy(trained, impo
 
 
 def test_a_kernel_read_with_kh_and_kw_swapped_would_be_caught(trained, source, tmp_path, monkeypatch):
-    monkeypatch.setattr(smallcnn, "_to_wsl", lambda rank: (3, 2, 1, 0) if rank == 4 else (1, 0))
+    monkeypatch.setattr(smallcnn_layout, "_to_wsl", lambda rank: (3, 2, 1, 0) if rank == 4 else (1, 0))
     zoo = load_zoo(import_small_cnn_zoo(source, tmp_path / "zoo"))
     trained_rows = (zoo.models["epoch"] == max(STEPS)).to_numpy()
     drop = zoo.models["test_acc"].to_numpy() - test_accuracies(zoo, trained[1])

@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from wsl.errors import WslError
 from wsl.zoo import Arch, Conv, cnn, mlp
-from wsl.zoo.store import Zoo, assign_splits, load_zoo, save_zoo, summary
+from wsl.zoo.splits import assign_splits
+from wsl.zoo.store import Zoo, load_zoo, save_zoo, summary
 from wsl.zoo.tasks import Task
 
 ARCHES = [

@@ -27,6 +27,7 @@ from wsl.errors import WslError
 from wsl.losses import LossConfig
 from wsl.tokens import Normalizer, TokenLayout, layout, tokenize
 from wsl.zoo.arch import forward
+from wsl.zoo.splits import SPLITS
 from wsl.zoo.store import Zoo
 from wsl.zoo.tasks import TASKS, Task, load_task
 
@@ -87,7 +88,7 @@ def prepare(zoo: Zoo, token_width: int | str, device: str, norm: Normalizer | No
     lay = layout(zoo.arch, token_width)
     raw = tokenize(zoo.weights, lay)
     split = zoo.models["split"].to_numpy()
-    rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    rows = {s: np.flatnonzero(split == s) for s in SPLITS}
     if any(len(r) == 0 for r in rows.values()):
         raise WslError(f"zoo {zoo.path} needs models in each of the train, val and test splits")
     norm = norm if norm is not None else Normalizer.fit(raw[rows["train"]], lay)

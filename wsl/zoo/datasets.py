@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import re
 import warnings
 import zipfile
 import zlib
@@ -50,23 +49,10 @@ from scipy.io import loadmat
 from scipy.io.matlab import MatReadError
 
 from wsl.errors import WslError
+from wsl.zoo.dataset_names import CLASSES, EITHER_MNIST, UNKNOWN, check_dataset, dataset_name
 from wsl.zoo.tasks import Task
 
 PREPROCESS = ("small-cnn", "none")
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
-EITHER_MNIST = "mnist|fashion_mnist"  # the name of IDX data whose folders do not tell which
-UNKNOWN = "unknown"  # the name of .npz data
-CLASSES = 10  # of every dataset in DATASETS
-SPELLINGS = {  # a dataset's name, lower case without punctuation and a greyscale suffix -> its name in DATASETS
-    "mnist": "mnist",
-    "fashionmnist": "fashion_mnist",
-    "fashion": "fashion_mnist",
-    "fmnist": "fashion_mnist",
-    "cifar10": "cifar10",
-    "svhn": "svhn",
-    "svhncropped": "svhn",
-}
-
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IDX_DIRS = (".", "raw", "MNIST/raw", "FashionMNIST/raw")
 CIFAR = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")
@@ -115,27 +101,6 @@ def read_dataset(path, preprocess: str = "none", expect: str | None = None) -> T
     x_train, x_test = (_preprocess(x, preprocess, path) for x in (stored.x_train, stored.x_test))
     y_train, y_test = torch.from_numpy(stored.y_train), torch.from_numpy(stored.y_test)
     return Task(stored.name, x_train, y_train, x_test, y_test, stored.num_classes)
-
-
-def dataset_name(spelling: str) -> str | None:
-    """The name in ``DATASETS`` that ``spelling`` means ('FashionMNIST', 'CIFAR10-GS', 'svhn_cropped'), else None."""
-    key = re.sub(r"[^a-z0-9]", "", spelling.lower())
-    return SPELLINGS.get(re.sub(r"(gs|grayscale|greyscale)$", "", key))
-
-
-def check_dataset(name: str, claimed: str, source) -> None:
-    """Refuse, naming ``source``, data of dataset ``name`` (a ``read_dataset`` task's) when a zoo names another.
-
-    ``claimed`` is what the zoo names (``--task``, the Small CNN Zoo's
-    ``config.dataset``). Nothing is refused when either side does not tell:
-    a claim that is no standard dataset, ``.npz`` data; ``EITHER_MNIST`` passes
-    for MNIST and for Fashion-MNIST (re-running the originals tells them apart).
-    """
-    want = dataset_name(claimed)
-    could_be = [n for n in name.split("|") if n in DATASETS]
-    if want is None or not could_be or want in could_be:
-        return
-    raise WslError(f"{source} holds {name} data, but the zoo names {claimed!r} ({want}); pass the {want} files")
 
 
 def _read(path: Path) -> Stored:

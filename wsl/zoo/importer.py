@@ -38,7 +38,8 @@ from torch.utils.data import TensorDataset
 
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch, Conv, forward
-from wsl.zoo.store import NONFINITE, Zoo, assign_splits, check_task, save_zoo
+from wsl.zoo.splits import assign_splits
+from wsl.zoo.store import NONFINITE, Zoo, check_task, save_zoo
 from wsl.zoo.tasks import Task
 
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")

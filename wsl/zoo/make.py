@@ -14,7 +14,8 @@ from wsl.device import pick_device
 from wsl.errors import WslError
 from wsl.zoo.arch import ACTIVATIONS, INITS, Arch, cnn, mlp
 from wsl.zoo.population import OPTIMIZERS, sample_hypers, train_population
-from wsl.zoo.store import Zoo, assign_splits
+from wsl.zoo.splits import assign_splits
+from wsl.zoo.store import Zoo
 from wsl.zoo.tasks import TASKS, load_task
 
 

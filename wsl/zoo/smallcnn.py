@@ -10,7 +10,8 @@ Each of its datasets is a folder of three files:
   and loss; with or without a leading index column
   (``<modeldir>/permanent_ckpt-<epoch>``, as the paper's notebook reads it);
 - ``layout.csv``: ``varname,start_idx,end_idx,shape``: where each Keras
-  variable (``sequential/conv2d/kernel:0``, ...) sits in a row.
+  variable (``sequential/conv2d/kernel:0``, ...) sits in a row (read by
+  ``wsl.zoo.smallcnn_layout``, which also makes the network of it).
 
 The network is Conv2D(16, 3x3, stride 2, valid, activation) x 3,
 GlobalAveragePooling2D, Dense(10) on one-channel images (28x28 for MNIST and
@@ -29,13 +30,9 @@ into the output tensors; the pages read are handed back after each window.
 
 from __future__ import annotations
 
-import ast
-import math
 import mmap
-import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +41,16 @@ import torch
 from torch import Tensor
 
 from wsl.errors import WslError
-from wsl.zoo.arch import ACTIVATIONS, Arch, Conv
-from wsl.zoo.datasets import check_dataset, dataset_name
+from wsl.zoo import smallcnn_layout as layout
+from wsl.zoo.arch import ACTIVATIONS, Arch
+from wsl.zoo.dataset_names import check_dataset, dataset_name
 from wsl.zoo.importer import GIVEN, check_originals, given_task
-from wsl.zoo.store import NONFINITE, Zoo, assign_splits, save_zoo
+from wsl.zoo.smallcnn_layout import STRIDE, Variable
+from wsl.zoo.splits import assign_splits
+from wsl.zoo.store import NONFINITE, Zoo, save_zoo
 from wsl.zoo.tasks import Task
 
 WEIGHTS, METRICS, LAYOUT = "weights.npy", "metrics.csv.gz", "layout.csv"
-STRIDE, PADDING = 2, 0  # every conv of the zoo: Conv2D(strides=2, padding="valid")
 COLUMNS = {  # wsl column -> metrics.csv.gz column
     "epoch": "step",
     "activation": "config.activation",
@@ -65,19 +64,6 @@ HYPERS = {"learning_rate": "lr", "l2reg": "wd", "w_init": "init"}  # config.<key
 IN_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "svhn": 32}  # config.dataset -> input side
 CHUNK_BYTES = 16 << 20  # bytes of weights.npy read at a time
 CHECK_MODELS = 100  # models re-run on the task data (their last checkpoint): a seeded sample of larger zoos
-VARIABLE = re.compile(r"(?P<layer>.+)/(?P<role>kernel|bias)(?::\d+)?")
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One Keras variable of ``layout.csv``: values ``[start, end)`` of a row, in Keras ``shape``."""
-
-    name: str
-    layer: str
-    role: str  # kernel | bias
-    start: int
-    end: int
-    shape: tuple[int, ...]
 
 
 def is_small_cnn_zoo(src) -> bool:
@@ -117,8 +103,8 @@ def import_small_cnn_zoo(
         raise WslError(f"zoo directory {out} exists already; choose another --out or delete it")
     _check_files(src)
     weights = _open_weights(src / WEIGHTS)
-    variables = _read_layout(src / LAYOUT, weights.shape[1], src / WEIGHTS)
-    layers = _layers(variables, src / LAYOUT)
+    variables = layout.read_layout(src / LAYOUT, weights.shape[1], src / WEIGHTS)
+    layers = layout.layers(variables, src / LAYOUT)
     index = _read_index(src / METRICS, len(weights), src / WEIGHTS)
     rows = _select(index, max_models, steps, seed, src / METRICS)
     models = _read_metrics(src / METRICS, rows, index["model_id"].to_numpy()[rows])
@@ -127,10 +113,10 @@ def import_small_cnn_zoo(
     _check_stride(models, src / METRICS)
     named = "dataset" in models.columns or task_data is None  # config.dataset names the task, else the data's identity
     task = task or (_dataset(models, src / METRICS) if named else task_data.name)
-    arch = _arch(layers, _in_side(models, task_data, src / METRICS))
+    arch = layout.arch(layers, _in_side(models, task_data, src / METRICS))
     if task_data is not None:
         task_data = _given(task_data, arch, task, models)
-    params, finite = _gather(weights, rows, _slots(layers), arch, nonfinite, models, src / WEIGHTS, progress)
+    params, finite = _gather(weights, rows, layout.slots(layers), arch, nonfinite, models, src / WEIGHTS, progress)
     models = models[finite].reset_index(drop=True)
     if models.empty:
         raise WslError(f"{src / WEIGHTS}: every selected row holds NaN/inf weights; nothing to import")
@@ -163,125 +149,6 @@ def _open_weights(file: Path) -> np.ndarray:
     if weights.ndim != 2 or weights.dtype.kind != "f":
         raise WslError(f"{file} holds {weights.dtype} {list(weights.shape)}; expected floats [rows, parameters]")
     return weights
-
-
-def _read_layout(file: Path, width: int, weights_file: Path) -> list[Variable]:
-    """The variables of ``layout.csv``, by ``start_idx``; together they must cover a row of ``width`` exactly."""
-    try:
-        table = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise WslError(f"{file} is not a readable CSV file ({e})") from None
-    missing = [c for c in ("varname", "start_idx", "end_idx", "shape") if c not in table.columns]
-    if missing:
-        raise WslError(f"{file}: column {missing[0]!r} is missing; expected varname,start_idx,end_idx,shape")
-    variables = sorted((_variable(row, file) for row in table.itertuples(index=False)), key=lambda v: v.start)
-    end = 0
-    for v in variables:
-        if v.start != end:
-            raise WslError(
-                f"{file}: variable {v.name} starts at {v.start}, but the variables before it end at {end}; "
-                "a layout covers a row without gaps or overlaps"
-            )
-        end = v.end
-    if end != width:
-        raise WslError(
-            f"{file}: the variables cover {end} values of a row, but {weights_file} rows hold {width}; "
-            "this layout is not that of these weights"
-        )
-    return variables
-
-
-def _variable(row, file: Path) -> Variable:
-    """One ``layout.csv`` row, checked: a ``<layer>/kernel`` or ``<layer>/bias`` whose slice fits its shape."""
-    match = VARIABLE.fullmatch(row.varname)
-    if not match:
-        raise WslError(f"{file}: variable {row.varname!r} is not a Keras <layer>/kernel:0 or <layer>/bias:0")
-    try:
-        start, end, shape = int(row.start_idx), int(row.end_idx), ast.literal_eval(row.shape)
-        shape = tuple(shape) if isinstance(shape, tuple) else (shape,)
-        if not all(isinstance(s, int) and s > 0 for s in shape):
-            raise ValueError(row.shape)
-    except (ValueError, SyntaxError, TypeError):
-        raise WslError(
-            f"{file}: variable {row.varname}: start_idx {row.start_idx!r}, end_idx {row.end_idx!r}, shape "
-            f"{row.shape!r} are not two integers and a shape like '(3, 3, 1, 16)'"
-        ) from None
-    if end - start != math.prod(shape):
-        raise WslError(
-            f"{file}: variable {row.varname} spans [{start}, {end}) ({end - start} values), but its shape {shape} "
-            f"holds {math.prod(shape)}"
-        )
-    return Variable(row.varname, match["layer"], match["role"], start, end, shape)
-
-
-def _layers(variables: list[Variable], file: Path) -> list[tuple[Variable, Variable]]:
-    """``(kernel, bias)`` per layer in forward order: the convs (4-D kernels), then the dense layers (2-D).
-
-    Keras numbers the layers it names in the order they were added
-    (``conv2d``, ``conv2d_1``, ...), so the order is the names' numeric one,
-    never the order of the variables in a row. The shapes must chain: each
-    conv reads the previous one's channels, the first dense layer the last
-    conv's (global pooling), each further dense layer the previous one's units.
-    """
-    by_layer: dict[str, dict[str, Variable]] = {}
-    for v in variables:
-        if v.role in by_layer.setdefault(v.layer, {}):
-            raise WslError(f"{file}: layer {v.layer} has two {v.role} variables")
-        by_layer[v.layer][v.role] = v
-    incomplete = [layer for layer, vs in by_layer.items() if set(vs) != {"kernel", "bias"}]
-    if incomplete:
-        raise WslError(f"{file}: layer {incomplete[0]} needs both a kernel and a bias variable")
-    ranks = {layer: len(vs["kernel"].shape) for layer, vs in by_layer.items()}
-    convs = sorted((layer for layer, r in ranks.items() if r == 4), key=_keras_order)
-    denses = sorted((layer for layer, r in ranks.items() if r == 2), key=_keras_order)
-    if not convs or not denses or len(convs) + len(denses) != len(ranks):
-        raise WslError(
-            f"{file}: kernel ranks {ranks} are not convs (4-D) followed by dense layers (2-D), "
-            "the Small CNN Zoo's network"
-        )
-    layers = [(by_layer[layer]["kernel"], by_layer[layer]["bias"]) for layer in convs + denses]
-    features = layers[0][0].shape[2]
-    for kernel, bias in layers:
-        conv = len(kernel.shape) == 4
-        reads = kernel.shape[2] if conv else kernel.shape[0]
-        if reads != features or (conv and kernel.shape[0] != kernel.shape[1]):
-            expected = f"a square conv kernel [k, k, {features}, out]" if conv else f"a dense kernel [{features}, out]"
-            raise WslError(
-                f"{file}: variable {kernel.name} has shape {kernel.shape}, expected {expected}: "
-                "each layer reads the channels or units of the one before"
-            )
-        features = kernel.shape[-1]
-        if bias.shape != (features,):
-            raise WslError(f"{file}: variable {bias.name} has shape {bias.shape}, expected ({features},)")
-    return layers
-
-
-def _keras_order(layer: str) -> tuple[str, int]:
-    """``sequential/conv2d`` -> (``sequential/conv2d``, 0), ``sequential/conv2d_10`` -> (..., 10)."""
-    base, _, number = layer.rpartition("_")
-    return (base, int(number)) if number.isdigit() else (layer, 0)
-
-
-def _arch(layers: list[tuple[Variable, Variable]], side: int) -> Arch:
-    """Strided valid convs without max-pool, global average pooling, dense layers: the zoo's network."""
-    convs = tuple(Conv(k.shape[3], k.shape[0], PADDING, False, STRIDE) for k, _ in layers if len(k.shape) == 4)
-    units = [k.shape[1] for k, _ in layers if len(k.shape) == 2]
-    in_shape = (layers[0][0].shape[2], side, side)
-    return Arch("cnn", in_shape, units[-1], convs, tuple(units[:-1]), global_pool=True)
-
-
-def _slots(layers: list[tuple[Variable, Variable]]) -> dict[str, tuple[Variable, tuple[int, ...]]]:
-    """wsl parameter name -> (its Keras variable, the permutation of the Keras axes into wsl's layout)."""
-    slots = {}
-    for i, (kernel, bias) in enumerate(layers):
-        slots[f"layers.{i}.weight"] = (kernel, _to_wsl(len(kernel.shape)))
-        slots[f"layers.{i}.bias"] = (bias, (0,))
-    return slots
-
-
-def _to_wsl(rank: int) -> tuple[int, ...]:
-    """Conv ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``; dense ``[in, out]`` -> ``[out, in]``."""
-    return (3, 2, 0, 1) if rank == 4 else (1, 0)
 
 
 def _read_index(file: Path, rows: int, weights_file: Path) -> pd.DataFrame:

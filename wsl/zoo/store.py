@@ -38,12 +38,12 @@ from torch import Tensor
 from wsl.atomic import new_dir
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch
+from wsl.zoo.splits import SPLITS
 from wsl.zoo.tasks import TASKS, Task
 
 FORMAT, VERSION = "wsl-zoo", 1
 META, MODELS, WEIGHTS, TASK = "zoo.json", "models.parquet", "weights.safetensors", "task.safetensors"
 TASK_TENSORS = {"x_train": torch.float32, "y_train": torch.int64, "x_test": torch.float32, "y_test": torch.int64}
-SPLITS = ("train", "val", "test")
 REQUIRED = {
     "model_id": "int64",
     "epoch": "int64",
@@ -94,38 +94,6 @@ class Zoo:
         models = self.models.iloc[rows.numpy()].reset_index(drop=True)
         weights = {k: v.index_select(0, rows.to(v.device)) for k, v in self.weights.items()}
         return Zoo(None, self.name, self.task, self.arch, models, weights, self.extra, self.task_data)
-
-
-def assign_splits(model_ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict[int, str]:
-    """``model_id -> split``, by model so no model's checkpoints leak across splits.
-
-    The ids are shuffled with ``seed``; split sizes follow ``fractions`` (train,
-    val, test), and with 3 or more models every split with a positive fraction
-    gets at least one.
-    """
-    ids = np.unique(np.asarray(model_ids, dtype=np.int64))
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.shape != (3,) or (fractions < 0).any() or fractions.sum() <= 0:
-        raise WslError(
-            f"split fractions {fractions.tolist()} are invalid: expected 3 non-negative numbers (train, val, test)"
-        )
-    counts = _split_counts(len(ids), fractions / fractions.sum())
-    order = np.random.default_rng(seed).permutation(ids)
-    names = np.repeat(SPLITS, counts)
-    return {int(i): str(s) for i, s in zip(order, names, strict=True)}
-
-
-def _split_counts(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Largest-remainder split of ``n`` into 3 parts; with ``n >= 3`` none asked for is empty."""
-    exact = fractions * n
-    counts = np.floor(exact).astype(np.int64)
-    counts[np.argsort(counts - exact, kind="stable")[: n - counts.sum()]] += 1
-    if n < 3:
-        return counts
-    for empty in np.flatnonzero((counts == 0) & (fractions > 0)):
-        counts[np.argmax(counts)] -= 1
-        counts[empty] = 1
-    return counts
 
 
 def save_zoo(path, zoo: Zoo) -> Path:
