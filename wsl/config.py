@@ -18,6 +18,7 @@ from typing import Any
 
 from wsl.errors import WslError
 from wsl.losses import LossConfig
+from wsl.metrics import WORKING_ACC
 from wsl.model import ModelConfig
 from wsl.tokens import ROW
 
@@ -37,7 +38,7 @@ class AugmentConfig:
 @dataclass
 class EvalConfig:
     later_epoch: int = 5  # "later rows": checkpoints at or after this epoch (the papers' zoos hold no earlier ones)
-    working_acc: float = 0.5  # held-out originals at or above this test accuracy are "working", the rest "broken"
+    working_acc: float = WORKING_ACC  # held-out originals at or above this test accuracy are "working"
     baselines: bool = True  # boosting and metadata baselines at the end of a run (seconds; sweep trials skip them)
     test: bool = True  # the end of a run: baselines and the test figures (test_*); sweep trials never compute them
 

@@ -17,6 +17,10 @@ Whatever a sweep decides by (its objective, ASHA's stops, the promotion pick)
 is a validation figure; a test figure reports on what was picked.
 """
 
+WORKING_ACC = 0.5
+"""Test accuracy from which an original counts as *working* (below it: *broken*, never learned): the default of
+``eval.working_acc`` and the importers' check that working models land near their recorded accuracy."""
+
 RECONSTRUCTION = (
     "rec_acc",
     "rec_acc_ratio",

@@ -43,7 +43,7 @@ from wsl.table import BOOKKEEPING, results_root
 TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
 SPREAD = ("_std", "_ci95")  # a PROMOTED row's spread over seeds beside each mean
 NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, *FINAL, "metrics_split", *(f"best_{m}" for m in BEST)}
-SWEEP_NAME = re.compile(r"[\w\-*?\[\]!]+")  # a plain name, or a glob over names
+SWEEP_NAME = re.compile(rf"[*?\[\]!{tables.NAME_CHARS}]+")  # a sweep name (``wsl.table``), or a glob over names
 KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
 # In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
 TOKEN = re.compile(

@@ -39,7 +39,8 @@ PROMOTED_DIR = "promoted"
 LOCK = ".table.lock"
 KEYS = {TRIALS: ("trial_id",), EPOCHS: ("trial_id", "epoch")}  # what identifies a row of each table
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+NAME_CHARS = "A-Za-z0-9_-"  # what a sweep name is made of (a directory name: no '/', no newline)
+NAME = re.compile(rf"[A-Za-z0-9][{NAME_CHARS}]*")
 
 RUNNING = "RUNNING"
 TERMINATED = "TERMINATED"  # ran to max_t: told to Optuna as complete

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from wsl import metrics, table
+from wsl.errors import WslError
 from wsl.report import page
 from wsl.report.importance import parameter_importances
 from wsl.report.page import Section
-from wsl.results import pareto_front
+from wsl.results import pareto_front, resolve
 
 METRIC_COLUMNS = ("objective", *metrics.SCORES)
 X, Y = "rec_agreement", "probe_r2"  # the Pareto front's axes, both maximised: faithful and predictive
@@ -326,11 +327,12 @@ def finite(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def column(frame: pd.DataFrame, short: str) -> str | None:
-    """``beta`` -> ``loss.beta``: the column whose last dotted component is ``short``, if unique."""
-    if short in frame.columns:
-        return short
-    matches = [c for c in frame.columns if c.rsplit(".", 1)[-1] == short and "." in c]
-    return matches[0] if len(matches) == 1 else None
+    """``beta`` -> ``loss.beta``, as ``wsl results`` resolves it; None where the sweep has no such column (or
+    several: a figure coloured by an ambiguous name would mislead)."""
+    try:
+        return resolve(frame, short)
+    except WslError:
+        return None
 
 
 def searched(frame: pd.DataFrame, space: dict) -> list[str]:

@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from wsl.errors import WslError
+from wsl.metrics import WORKING_ACC
 from wsl.zoo.arch import Arch, Conv, forward
 from wsl.zoo.splits import assign_splits
 from wsl.zoo.store import NONFINITE, Zoo, check_task, save_zoo
@@ -57,7 +58,6 @@ DATASET = "dataset.pt"
 # Beyond tensors and plain containers, a torch.save'd dict of TensorDatasets needs exactly this class
 # (torch.serialization.get_unsafe_globals_in_checkpoint lists nothing else); dataset.pt may hold no other.
 DATASET_CLASSES = (TensorDataset,)
-WORKING = 0.5  # recorded test_acc from which a model counts as working
 NEAR_CHANCE = 1.5  # working models re-run below NEAR_CHANCE / classes on average: the data is not theirs
 GIVEN = "the task data given (--data)"  # how messages name task data passed in rather than read from dataset.pt
 
@@ -202,14 +202,14 @@ def check_originals(zoo: Zoo, file: Path) -> dict:
 
     Returns ``models``, ``largest_abs_diff`` and ``mean_abs_diff`` (of re-run minus
     recorded accuracy). Raises, naming ``file``, when the models recorded as
-    working (``test_acc >= WORKING``) land near chance on average: the images
+    working (``test_acc >= WORKING_ACC``) land near chance on average: the images
     are not what the models saw (transposed, scaled otherwise, another dataset).
     """
     last = np.array(zoo.models.groupby("model_id")["epoch"].idxmax(), dtype=np.int64)
     recorded = zoo.models["test_acc"].to_numpy()[last]
     params = {k: v[last] for k, v in zoo.weights.items()}
     rerun = _test_accuracy(zoo.arch, params, zoo.models["activation"].to_numpy()[last], zoo.task_data)
-    working = recorded >= WORKING
+    working = recorded >= WORKING_ACC
     chance = 1 / zoo.arch.num_classes
     if working.any() and rerun[working].mean() < NEAR_CHANCE * chance:
         raise WslError(
@@ -220,7 +220,7 @@ def check_originals(zoo: Zoo, file: Path) -> dict:
         )
     if not working.any():
         warnings.warn(
-            f"{file}: no model was recorded as working (test_acc >= {WORKING}), so the check cannot tell whether "
+            f"{file}: no model was recorded as working (test_acc >= {WORKING_ACC}), so the check cannot tell whether "
             "the data is theirs; read the largest difference of re-run and recorded accuracy in the summary",
             stacklevel=3,
         )
