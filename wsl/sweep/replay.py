@@ -109,7 +109,7 @@ def simulate(
         seen = smoothed(run["objective"][:epoch], setting.smoothing)
         result = {"training_iteration": epoch, search.OBJECTIVE: seen}
         decision = scheduler.on_trial_result(None, run["trial"], result)
-        last = decision == TrialScheduler.STOP or epoch >= max_t
+        last = decision == TrialScheduler.STOP or not table.stopped_early(epoch, max_t)
         if last:
             scheduler.on_trial_complete(None, run["trial"], result)
             alg.on_trial_complete(run["trial"].trial_id, result)

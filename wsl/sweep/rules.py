@@ -33,6 +33,8 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
+from wsl import table
+
 RULES = ("best", "last", "race")
 DEFAULT = "best"
 """``wsl promote``'s rule. Chosen on ``benchmarks/promotion_rules.py`` (40 replayed sweeps): ``best`` and
@@ -59,7 +61,7 @@ def rank(epochs: pd.DataFrame, rule: str, max_t: int) -> pd.Series:
         scores = epochs.groupby("trial_id")["objective"].max()
     else:
         last = epochs.sort_values("epoch", kind="stable").groupby("trial_id").tail(1).set_index("trial_id")
-        full = last[last["epoch"] >= max_t]
+        full = last[~table.stopped_early(last["epoch"], max_t)]
         scores = (full if len(full) else last)["objective"].sort_index()
     return scores.sort_values(ascending=False, kind="stable")
 
