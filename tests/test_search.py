@@ -3,7 +3,8 @@
 import optuna
 from optuna.distributions import FloatDistribution
 
-from wsl.sweep.search import OBJECTIVE, PrunedAwareOptunaSearch
+from wsl.metrics import OBJECTIVE
+from wsl.sweep.search import PrunedAwareOptunaSearch
 
 
 def searcher(max_t: int = 4) -> PrunedAwareOptunaSearch:

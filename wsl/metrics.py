@@ -17,6 +17,9 @@ Whatever a sweep decides by (its objective, ASHA's stops, the promotion pick)
 is a validation figure; a test figure reports on what was picked.
 """
 
+OBJECTIVE = "objective"
+"""The column of a sweep's objective (its weighted sum of ``SCORES``): what Optuna and ASHA are told, each epoch."""
+
 WORKING_ACC = 0.5
 """Test accuracy from which an original counts as *working* (below it: *broken*, never learned): the default of
 ``eval.working_acc`` and the importers' check that working models land near their recorded accuracy."""
@@ -103,18 +106,18 @@ TEST = tuple(TEST_PREFIX + name for name in (*RECONSTRUCTION, *PROBE, *COPIES, *
 END = (*BASELINES, *GENERATION, *TEST)
 """Reported once, at the end of a run (``wsl train``, a promoted seed); sweep trials report none of them."""
 
-BEST = ("objective", "rec_acc_ratio", "probe_r2")
+BEST = (OBJECTIVE, "rec_acc_ratio", "probe_r2")
 """Kept per trial in ``trials.parquet`` as ``best_<name>``: the best over its epochs."""
 
-FINAL = ("objective", TEST_PREFIX + "objective", *RECONSTRUCTION, *PROBE, "val_loss_struct", *COPIES, *END)
+FINAL = (OBJECTIVE, TEST_PREFIX + OBJECTIVE, *RECONSTRUCTION, *PROBE, "val_loss_struct", *COPIES, *END)
 """A promoted run's metrics: averaged over its seeds into the PROMOTED row (``<name>``, ``<name>_std`` and,
 for test figures, ``<name>_ci95``)."""
 
-SHOWN = ("objective", "test_objective", "rec_acc_ratio", "probe_r2", "rec_agreement")
+SHOWN = (OBJECTIVE, TEST_PREFIX + OBJECTIVE, "rec_acc_ratio", "probe_r2", "rec_agreement")
 """The metric columns ``wsl results`` shows by default, in this order."""
 
 SUMMARY = (
-    "objective",
+    OBJECTIVE,
     "rec_acc_ratio",
     "rec_agreement",
     "rec_agreement_working",

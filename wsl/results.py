@@ -37,7 +37,7 @@ from rich.text import Text
 from wsl import table as tables
 from wsl.atomic import write_file
 from wsl.errors import WslError
-from wsl.metrics import BEST, END, EPOCH, FINAL, SHOWN
+from wsl.metrics import BEST, END, EPOCH, FINAL, OBJECTIVE, SHOWN
 from wsl.table import BOOKKEEPING, results_root
 
 TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
@@ -188,7 +188,7 @@ def _short_names(df: pd.DataFrame) -> list[str]:
 
 def _sort_columns(df: pd.DataFrame, sort: str | Sequence[str] | None) -> list[str]:
     if sort is None:
-        return ["objective"] if "objective" in df.columns else []
+        return [OBJECTIVE] if OBJECTIVE in df.columns else []
     return [resolve(df, c) for c in ([sort] if isinstance(sort, str) else sort)]
 
 

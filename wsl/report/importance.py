@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from wsl.metrics import OBJECTIVE
+
 
 def parameter_importances(finished: pd.DataFrame, params: list[str], space: dict) -> dict[str, dict[str, float]]:
     """Build an Optuna study from finished rows and evaluate importances (deterministic: seeded evaluators)."""
@@ -48,7 +50,7 @@ def _study(finished: pd.DataFrame, params: list[str], space: dict):
             optuna.trial.create_trial(
                 params=present,
                 distributions={p: distributions[p] for p in present},
-                value=float(row["objective"]),
+                value=float(row[OBJECTIVE]),
             )
         )
     return study

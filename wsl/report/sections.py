@@ -15,12 +15,13 @@ import pandas as pd
 
 from wsl import metrics, table
 from wsl.errors import WslError
+from wsl.metrics import OBJECTIVE
 from wsl.report import page
 from wsl.report.importance import parameter_importances
 from wsl.report.page import Section
 from wsl.results import pareto_front, resolve
 
-METRIC_COLUMNS = ("objective", *metrics.SCORES)
+METRIC_COLUMNS = (OBJECTIVE, *metrics.SCORES)
 X, Y = "rec_agreement", "probe_r2"  # the Pareto front's axes, both maximised: faithful and predictive
 # filled symbols only: plotly.js mis-handles open symbols coloured through a colour axis (console warnings)
 SYMBOLS = {table.TERMINATED: "circle", table.STOPPED: "diamond", table.RUNNING: "triangle-up"}
@@ -110,11 +111,11 @@ def weighting(runs: pd.DataFrame, space: dict) -> Section:
     if not gamma or not beta:
         section.notes.append("The results table has no gamma/beta columns.")
         return section
-    points = finite(runs[runs["status"].isin(PLOTTED)], gamma, beta, "objective")
+    points = finite(runs[runs["status"].isin(PLOTTED)], gamma, beta, OBJECTIVE)
     if points.empty:
         section.notes.append("No trial has reported an objective yet.")
         return section
-    fig = go.Figure(_by_status(points, gamma, beta, "objective", "Plasma", size=14))
+    fig = go.Figure(_by_status(points, gamma, beta, OBJECTIVE, "Plasma", size=14))
     fig.update_layout(xaxis_title="gamma (contrastive weight)", yaxis_title="beta (structural share of the rest)")
     if space.get(gamma, {}).get("log"):
         fig.update_xaxes(type="log")
@@ -163,7 +164,7 @@ def importance(runs: pd.DataFrame, space: dict) -> Section:
     import plotly.graph_objects as go
 
     section = Section("importance", "Parameter importance for the objective")
-    finished = finite(runs[runs["status"] == table.TERMINATED], "objective")
+    finished = finite(runs[runs["status"] == table.TERMINATED], OBJECTIVE)
     params = [p for p in searched(runs, space) if finished[p].dropna().astype(str).nunique() > 1]
     if len(finished) < 2 or not params:
         section.notes.append(
@@ -200,10 +201,10 @@ def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Sect
     import plotly.graph_objects as go
 
     section = Section("curves", "Learning curves of the objective")
-    if epochs is None or epochs.empty or not {"trial_id", "epoch", "objective"} <= set(epochs.columns):
+    if epochs is None or epochs.empty or not {"trial_id", "epoch", OBJECTIVE} <= set(epochs.columns):
         section.notes.append("No per-epoch results (epochs.parquet) yet.")
         return section
-    epochs = finite(epochs.assign(trial_id=epochs["trial_id"].astype(str)), "epoch", "objective")
+    epochs = finite(epochs.assign(trial_id=epochs["trial_id"].astype(str)), "epoch", OBJECTIVE)
     epochs = epochs.sort_values(["trial_id", "epoch"])
     status = dict(zip(runs["trial_id"], runs["status"], strict=False))
     fig, shown = go.Figure(), set()
@@ -217,7 +218,7 @@ def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Sect
         fig.add_trace(
             go.Scatter(
                 x=stops["epoch"],
-                y=stops["objective"],
+                y=stops[OBJECTIVE],
                 mode="markers",
                 name="stopped by ASHA",
                 text=stops["trial_id"],
@@ -241,7 +242,7 @@ def _curve(trial_id: str, curve: pd.DataFrame, kind: str, legend: bool):
 
     return go.Scatter(
         x=curve["epoch"],
-        y=curve["objective"],
+        y=curve[OBJECTIVE],
         mode="lines+markers",
         name=STATUS_NAMES.get(kind, kind),
         legendgroup=kind,
@@ -276,7 +277,7 @@ def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int
 
     ``split``: the models the sweep's metric columns are on (``wsl.table.metrics_split``)."""
     section = Section("top", f"Top {top} trials by objective")
-    ranked = finite(runs, "objective").sort_values("objective", ascending=False, kind="stable").head(top)
+    ranked = finite(runs, OBJECTIVE).sort_values(OBJECTIVE, ascending=False, kind="stable").head(top)
     if ranked.empty:
         section.notes.append("No trial has reported an objective yet.")
         return section
@@ -368,7 +369,7 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     for _, row in frame.iterrows():
         parts = [f"<b>{html.escape(str(row['trial_id']))}</b> ({row['status'].lower()})"]
         parts += [f"{label(k)} = {page.cell(row[k])}" for k in keys]
-        parts += [f"{m} = {page.cell(row[m])}" for m in ("objective", X, Y) if m in row]
+        parts += [f"{m} = {page.cell(row[m])}" for m in (OBJECTIVE, X, Y) if m in row]
         lines.append("<br>".join(parts))
     return lines
 

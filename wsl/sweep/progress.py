@@ -17,6 +17,7 @@ from ray import tune
 from rich.console import Console
 
 from wsl import table
+from wsl.metrics import OBJECTIVE
 
 console = Console(soft_wrap=True)  # module-level: Tune pickles its callbacks, and a Console holds a lock
 
@@ -32,8 +33,8 @@ class LiveView(tune.Callback):
         self._event(trial, table.RUNNING, f"started {_params(trial.config)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if result.get("objective", -math.inf) > self.best[0]:
-            self.best = (result["objective"], trial.trial_id)
+        if result.get(OBJECTIVE, -math.inf) > self.best[0]:
+            self.best = (result[OBJECTIVE], trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}

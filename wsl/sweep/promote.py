@@ -36,7 +36,7 @@ from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.evaluate import reconstruction_per_model
-from wsl.metrics import FINAL, TEST_PREFIX
+from wsl.metrics import FINAL, OBJECTIVE, TEST_PREFIX
 from wsl.model import encode_all
 from wsl.run import load_run
 from wsl.sweep import rules
@@ -62,7 +62,7 @@ def pick(
     if done.empty:
         raise WslError("the sweep has no finished trial to promote yet")
     curves = epochs.loc[epochs["trial_id"].isin(done["trial_id"]), ["trial_id", "epoch", metric]]
-    ranked = rules.rank(curves.rename(columns={metric: "objective"}), rule, max_t).head(top_k)
+    ranked = rules.rank(curves.rename(columns={metric: OBJECTIVE}), rule, max_t).head(top_k)
     chosen = done.set_index("trial_id").loc[ranked.index].reset_index()
     return chosen.assign(pick_value=ranked.to_numpy())
 
@@ -134,7 +134,7 @@ def promote(
     sweep: SweepConfig,
     directory: Path,
     promoted_dir: Path,
-    metric: str = "objective",
+    metric: str = OBJECTIVE,
     trial: str | None = None,
     top_k: int = 1,
     seeds: int = 3,
@@ -185,7 +185,7 @@ def promote(
         runs = ray.get([task.remote(replace(cfg, seed=s, out=str(out / f"seed-{s}")), zoo_ref) for s in fresh])
         table.write(out / "models.parquet", pd.concat([frame for _, frame in runs]))
         finals = [
-            {**final, "objective": sweep.objective_of(final), "test_objective": sweep.objective_of(final, TEST_PREFIX)}
+            {**final, OBJECTIVE: sweep.objective_of(final), "test_objective": sweep.objective_of(final, TEST_PREFIX)}
             for final, _ in runs
         ]
         picked = {"pick_rule": label, "pick_metric": metric}
@@ -208,7 +208,7 @@ def race(
     def run_round(ids: list[str], seed: int) -> dict[str, float]:
         configs = [replace(promoted_config(by_id.loc[t], base, base.optim.epochs, Path(".")), seed=seed) for t in ids]
         finals = ray.get([task.remote(cfg, zoo_ref) for cfg in configs])
-        return {t: sweep.objective_of(f) if metric == "objective" else f[metric] for t, f in zip(ids, finals)}
+        return {t: sweep.objective_of(f) if metric == OBJECTIVE else f[metric] for t, f in zip(ids, finals)}
 
     winner, values = rules.race(list(by_id.index), run_round, seeds)
     row = by_id.loc[[winner]].reset_index(drop=True)

@@ -25,9 +25,9 @@ from ray import tune
 
 from wsl import table
 from wsl.config import flatten
-from wsl.metrics import BEST, EPOCH
+from wsl.metrics import BEST, EPOCH, OBJECTIVE
 
-EPOCH_METRICS = (*EPOCH, "objective")
+EPOCH_METRICS = (*EPOCH, OBJECTIVE)
 
 
 class TableRecorder(tune.Callback):

@@ -31,6 +31,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
 from wsl import table
+from wsl.metrics import OBJECTIVE
 from wsl.sweep import search, warmstart
 from wsl.sweep.config import SweepConfig
 
@@ -107,7 +108,7 @@ def simulate(
         now, number, epoch = heapq.heappop(clock)
         run = running[number]
         seen = smoothed(run["objective"][:epoch], setting.smoothing)
-        result = {"training_iteration": epoch, search.OBJECTIVE: seen}
+        result = {"training_iteration": epoch, OBJECTIVE: seen}
         decision = scheduler.on_trial_result(None, run["trial"], result)
         last = decision == TrialScheduler.STOP or not table.stopped_early(epoch, max_t)
         if last:
@@ -121,7 +122,7 @@ def simulate(
             {
                 "trial": number,
                 "epoch": epoch,
-                "objective": float(run["objective"][epoch - 1]),
+                OBJECTIVE: float(run[OBJECTIVE][epoch - 1]),
                 "seen": seen,
                 "time_s": now,
                 "stopped": last,
@@ -201,7 +202,7 @@ def recorded(trials: pd.DataFrame, epochs: pd.DataFrame, keys: list[str], max_t:
         if "reported_at" in c:  # arrival order is what ASHA saw: seconds between reports, checkpointing included
             reported = c["reported_at"].to_numpy()
             seconds = np.diff(reported, prepend=reported[0] - seconds[0])
-        return _padded(c["objective"].to_numpy(), max_t), _padded(seconds, max_t)
+        return _padded(c[OBJECTIVE].to_numpy(), max_t), _padded(seconds, max_t)
 
     return configs, curve
 
@@ -234,7 +235,7 @@ class Surrogate:
     def __init__(self, record: pd.DataFrame, params: dict, seed: int = 0):
         self.params, self.seed = params, seed
         runs = record.sort_values(["config_id", "seed", "epoch"])
-        curves = runs.pivot_table(index=["config_id", "seed"], columns="epoch", values="objective")
+        curves = runs.pivot_table(index=["config_id", "seed"], columns="epoch", values=OBJECTIVE)
         self.max_t = curves.shape[1]
         complete = curves.dropna().groupby(level="config_id")
         self.ids = np.array(sorted(complete.groups))

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from wsl import table
+from wsl.metrics import OBJECTIVE
 
 RULES = ("best", "last", "race")
 DEFAULT = "best"
@@ -58,11 +59,11 @@ def rank(epochs: pd.DataFrame, rule: str, max_t: int) -> pd.Series:
     if rule not in RULES:
         raise ValueError(f"promotion rule {rule!r}: one of {', '.join(RULES)}")
     if rule == "best":
-        scores = epochs.groupby("trial_id")["objective"].max()
+        scores = epochs.groupby("trial_id")[OBJECTIVE].max()
     else:
         last = epochs.sort_values("epoch", kind="stable").groupby("trial_id").tail(1).set_index("trial_id")
         full = last[~table.stopped_early(last["epoch"], max_t)]
-        scores = (full if len(full) else last)["objective"].sort_index()
+        scores = (full if len(full) else last)[OBJECTIVE].sort_index()
     return scores.sort_values(ascending=False, kind="stable")
 
 

@@ -27,6 +27,7 @@ from wsl import table
 from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
+from wsl.metrics import OBJECTIVE
 from wsl.run import CHECKPOINT
 from wsl.sweep import search, warmstart
 from wsl.sweep.config import VERSION, SweepConfig
@@ -54,7 +55,7 @@ def run_trial(config: dict, zoo: Zoo, sweep: SweepConfig, threads: int) -> None:
 
         def report(metrics: dict) -> None:
             objective = sweep.objective_of(metrics)
-            tune.report({**metrics, "objective": objective}, checkpoint=tune.Checkpoint.from_directory(out))
+            tune.report({**metrics, OBJECTIVE: objective}, checkpoint=tune.Checkpoint.from_directory(out))
 
         train(replace(cfg, out=out), report, zoo=zoo, resume=restored is not None, memo=MEMO)
     while len(MEMO) > MEMO_ENTRIES:

@@ -22,9 +22,8 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from wsl import table
+from wsl.metrics import OBJECTIVE
 from wsl.sweep.config import Param, SweepConfig
-
-OBJECTIVE = "objective"
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):
