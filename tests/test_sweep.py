@@ -397,7 +397,10 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     continue from its checkpoint: its epochs before the kill are not run again.
     """
     directory = Path(env["WSL_RESULTS"]) / "k1"
-    args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1", "scheduler.kind=fifo")
+    # batches of 4: epochs of several steps, so Tune snapshots a few times within one (a trial's
+    # test figures, which once lengthened its last epoch, are no longer computed)
+    slow = ["train.optim.batch_size=4"]
+    args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1", "scheduler.kind=fifo", *slow)
     driver = subprocess.Popen(
         [*WSL, "sweep", *args],
         env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
