@@ -185,7 +185,11 @@ def promote(
         runs = ray.get([task.remote(replace(cfg, seed=s, out=str(out / f"seed-{s}")), zoo_ref) for s in fresh])
         table.write(out / "models.parquet", pd.concat([frame for _, frame in runs]))
         finals = [
-            {**final, OBJECTIVE: sweep.objective_of(final), "test_objective": sweep.objective_of(final, TEST_PREFIX)}
+            {
+                **final,
+                OBJECTIVE: sweep.objective_of(final),
+                TEST_PREFIX + OBJECTIVE: sweep.objective_of(final, TEST_PREFIX),
+            }
             for final, _ in runs
         ]
         picked = {"pick_rule": label, "pick_metric": metric}
