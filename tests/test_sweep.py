@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import ray
 import yaml
+from mlflow import MlflowClient
 from test_importer import trained_public  # noqa: F401 (a fixture)
 
 from wsl import table
@@ -96,7 +97,7 @@ def finished(env, zoo_copy):
     """
     clash = ["+space.model.d_model={choices:[32,36]}", "+space.model.heads={choices:[4,8]}"]
     sequential = ["search.seed=3", "search.max_concurrent=1"]
-    result = wsl(env, "sweep", *tiny(zoo_copy, "s1", *clash, *sequential))
+    result = wsl(env, "sweep", *tiny(zoo_copy, "s1", *clash, *sequential, "tracking=mlflow"))
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(env["WSL_RESULTS"]) / "s1", result
 
@@ -125,6 +126,36 @@ def test_a_crashing_trial_is_recorded_as_errored_and_the_sweep_goes_on(finished)
     assert len(errored) >= 1 and errored["error"].str.contains("model.d_model=36").all()
     assert (errored["failures"] == 2).all()  # max_failures=1: tried, retried once, then recorded
     assert (trials["status"] == "TERMINATED").any()
+
+
+def mlflow_runs(directory: Path) -> tuple[MlflowClient, list]:
+    """Every MLflow run of the sweep in ``directory`` (tracking=mlflow's default store), so a second run of
+    one trial would show."""
+    client = MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(directory.name)
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_every_trial_is_one_mlflow_run_holding_the_tables_epochs(finished):
+    """tracking=mlflow: a run per trial (the crashing one's retry too), its searched values as params, every
+    epoch figure of ``epochs.parquet`` at step = epoch, and the table's status as a tag."""
+    directory, _ = finished
+    client, runs = mlflow_runs(directory)
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    epochs = pd.read_parquet(directory / "epochs.parquet")
+    searched = set(load_yaml(directory / "sweep.yaml", SweepConfig, upgrade).params())
+    assert sorted(r.data.tags["wsl.trial_id"] for r in runs) == sorted(trials.index)
+    for run in runs:
+        tid = run.data.tags["wsl.trial_id"]
+        assert run.data.tags["wsl.status"] == trials.loc[tid, "status"]
+        assert set(run.data.params) == searched
+        assert all(value == str(trials.loc[tid, key]) for key, value in run.data.params.items())
+        mine = epochs[epochs["trial_id"] == tid].set_index("epoch").drop(columns=["sweep", "trial_id", "reported_at"])
+        assert set(run.data.metrics) == ({"epoch", *mine.columns} if len(mine) else set())
+        for name in run.data.metrics:
+            logged = pd.Series({m.step: m.value for m in client.get_metric_history(run.info.run_id, name)})
+            table_has = mine.index.to_series() if name == "epoch" else mine[name]
+            pd.testing.assert_series_equal(logged.sort_index(), table_has, check_names=False, check_dtype=False)
 
 
 def test_every_trial_row_names_the_zoo_the_sweep_ran_on(finished, zoo_copy):
@@ -401,6 +432,7 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     # test figures, which once lengthened its last epoch, are no longer computed)
     slow = ["train.optim.batch_size=4"]
     args = tiny(small_zoo_path, "k1", "search.num_samples=4", "search.max_concurrent=1", "scheduler.kind=fifo", *slow)
+    args.append("tracking=mlflow")
     driver = subprocess.Popen(
         [*WSL, "sweep", *args],
         env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
@@ -436,6 +468,11 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     epochs = pd.read_parquet(directory / "epochs.parquet").query("trial_id == @resumed").set_index("epoch")
     again = epochs.index[epochs["reported_at"] > killed_at]
     assert len(again) >= 1 and again.min() > midway["epochs"].iloc[0]  # continued; nothing re-run from scratch
+    client, runs = mlflow_runs(directory)
+    assert sorted(r.data.tags["wsl.trial_id"] for r in runs) == sorted(trials.index)  # the resumed one: no second run
+    (run,) = [r for r in runs if r.data.tags["wsl.trial_id"] == resumed]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "objective")) == [1, 2, 3]
+    assert run.data.tags["wsl.status"] == "TERMINATED"
 
 
 def test_a_resume_from_tune_state_cut_short_names_the_file_instead_of_starting_over(env, finished):

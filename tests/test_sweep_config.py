@@ -41,6 +41,8 @@ def test_named_sweeps_and_overrides_compose():
         ("space.loss.beta.high=1.5", r"sweep space loss.beta=1.5, .* expected in \[0, 1\]"),
         ("+space.model.heads={choices:[4,3]}", "sweep space model.heads=3, .* multiple of model.heads=3"),
         ("search.points_to_evaluate=[{loss.beta: 2.0}]", "search.points_to_evaluate .* loss.beta=2.0 is invalid"),
+        ("tracking.kind=tensorboard", "tracking.kind='tensorboard' is unknown; choose from null, mlflow, wandb"),
+        ("tracking=tensorboard", "Could not find 'tracking/tensorboard'"),
     ],
 )
 def test_bad_sweep_configs_name_the_key(override, message):

@@ -91,6 +91,15 @@ class ResourcesConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where else every trial's epochs go, for people to watch (``wsl.sweep.tracking``); the table stays the record."""
+
+    kind: str | None = None  # null | mlflow | wandb
+    uri: str | None = None  # mlflow: its tracking URI; null: sqlite:///results/NAME/mlflow.db
+    project: str | None = None  # wandb: its project; null: the sweep's name
+
+
+@dataclass
 class SweepConfig:
     version: int = VERSION
     name: str = "default"
@@ -103,6 +112,7 @@ class SweepConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self):
         self.space = {
@@ -138,6 +148,9 @@ class SweepConfig:
             "scheduler.kind",
             self.scheduler.kind,
             ("asha", "fifo"),
+            "tracking.kind",
+            self.tracking.kind,
+            (None, "mlflow", "wandb"),
         )
         s = self.scheduler
         if s.grace_period < 1 or s.max_t < s.grace_period:
@@ -170,7 +183,8 @@ class SweepConfig:
     def _check_choice(*triples) -> None:
         for key, value, allowed in zip(triples[::3], triples[1::3], triples[2::3], strict=True):
             if value not in allowed:
-                raise WslError(f"{key}={value!r} is unknown; choose from {', '.join(allowed)}")
+                names = ", ".join("null" if a is None else a for a in allowed)
+                raise WslError(f"{key}={value!r} is unknown; choose from {names}")
 
     def weights(self) -> dict[str, float]:
         """The objective's metrics and their weights (``objective_weights``)."""

@@ -79,8 +79,7 @@ class TableRecorder(tune.Callback):
         self._update(trial, table.RUNNING, {**metrics, "wall_time_s": result.get("time_total_s", float("nan"))})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        epochs = int((trial.last_result or {}).get("training_iteration", 0))
-        self._update(trial, table.end_status(epochs, self.max_t), {})
+        self._update(trial, trial_end_status(trial, self.max_t), {})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._update(trial, table.ERROR, {"error": last_line(trial.error_file) or "trial raised"})
@@ -102,6 +101,11 @@ class TableRecorder(tune.Callback):
         row.setdefault("error", None)
         self.trials[tid] = row
         table.upsert(self.directory, table.TRIALS, [row])
+
+
+def trial_end_status(trial, max_t: int) -> str:
+    """A completed trial's status: STOPPED if it ended before ``max_t`` epochs (ASHA stopped it), else TERMINATED."""
+    return table.end_status(int((trial.last_result or {}).get("training_iteration", 0)), max_t)
 
 
 def last_line(path: str | None) -> str | None:

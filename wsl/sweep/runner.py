@@ -29,7 +29,7 @@ from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.metrics import OBJECTIVE
 from wsl.run import CHECKPOINT
-from wsl.sweep import search, warmstart
+from wsl.sweep import search, tracking, warmstart
 from wsl.sweep.config import VERSION, SweepConfig
 from wsl.sweep.progress import LiveView
 from wsl.sweep.recorder import TableRecorder
@@ -119,6 +119,7 @@ def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
         callbacks=[
             TableRecorder(directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t),
             LiveView(cfg.scheduler.max_t),
+            *tracking.callbacks(cfg, directory),
         ],
         verbose=0,
     )
@@ -137,6 +138,7 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
     if directory.exists():
         raise WslError(f"sweep {cfg.name!r} exists already at {directory}; pass --resume {cfg.name} or name=<new>")
     seeds = warmstart.seeds(cfg, Path(root)) if cfg.search.warm_start else None
+    tracking.prepare(cfg)
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
     check_storage(cfg)
@@ -183,6 +185,7 @@ def resume_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Pa
     if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
         raise WslError(f"sweep {cfg.name!r} has no Tune state at {path} to resume from")
     check_state(cfg.name, path)
+    tracking.prepare(cfg)
     zoo = load_zoo(cfg.zoo)
     start_ray(address)
     check_storage(cfg)
