@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wsl import results
 from wsl.errors import WslError
 from wsl.report import write_report
 
@@ -81,7 +82,7 @@ def make_sweep(root: Path, name: str = "demo", trials: int = 9, promoted: bool =
                 "loss.beta": beta,
                 "loss.probe_size": 64,
                 "tokens.width": width,
-                "optim.lr": 1e-3,
+                "optim.lr": 1e-4,
                 "optim.epochs": 6,
                 "seed": 0,
                 **history[-1],
@@ -156,6 +157,14 @@ def test_top_table_ranks_the_trials_by_objective(report):
     top = report.read_text().split('<section id="top">', 1)[1].split("</section>", 1)[0]
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", top)
     assert rows == [(str(rank), trial) for rank, trial in enumerate(expected, 1)]
+
+
+def test_the_top_table_shows_values_as_wsl_results_does(report):
+    top = report.read_text().split('<section id="top">', 1)[1].split("</section>", 1)[0]
+    header = re.findall(r"<th[^>]*>([^<]*)</th>", top)
+    first = re.findall(r"<td>([^<]*)</td>", top.split("<tbody>", 1)[1].split("</tr>", 1)[0])
+    shown = dict(zip(header, first, strict=True))
+    assert shown["optim.lr"] == results.cell_text(1e-4) == "1.00e-04"
 
 
 def test_report_writes_a_png_per_figure(report):

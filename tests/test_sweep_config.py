@@ -60,6 +60,12 @@ def test_space_keys_are_section_and_field_of_the_training_config():
         SweepConfig(space={"tokens": {"optim": Param(value=1)}})
 
 
+def test_a_fixed_value_is_set_not_searched():
+    cfg = sweep("sweep=paper", "+space.optim.epochs={value: 3}")
+    assert "optim.epochs" not in cfg.searched() and cfg.fixed() == {"optim.epochs": 3}
+    assert set(cfg.searched()) | {"optim.epochs"} == set(cfg.params())
+
+
 def test_objective_is_a_weighted_sum():
     assert sweep("objective=probe_r2 + 0.25*rec_acc_ratio").weights() == {"probe_r2": 1.0, "rec_acc_ratio": 0.25}
 

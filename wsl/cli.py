@@ -215,6 +215,7 @@ def train_run(args) -> None:
     from wsl.atomic import write_text
     from wsl.compose import load_config
     from wsl.config import TrainConfig
+    from wsl.results import cell_text
     from wsl.run import CHECKPOINT
     from wsl.train import train
     from wsl.zoo.store import load_zoo
@@ -246,7 +247,7 @@ def train_run(args) -> None:
     write_text(out / "final.json", json.dumps(final, indent=2))
     shown = Table(title=f"run {cfg.name}  ({out})", show_header=False)
     for key, value in final.items():
-        shown.add_row(key, _fmt(value))
+        shown.add_row(key, cell_text(value))
     console.print(shown)
 
 
@@ -297,7 +298,7 @@ def results_run(args) -> None:
 def promote_run(args) -> None:
     from wsl.compose import config_dir
     from wsl.metrics import SUMMARY, TEST_PREFIX
-    from wsl.results import interval, spread
+    from wsl.results import cell_text, interval, spread
     from wsl.sweep.promote import promote
     from wsl.sweep.rules import DEFAULT
     from wsl.table import PROMOTED_DIR, VALIDATION_FROM, results_root
@@ -324,7 +325,7 @@ def promote_run(args) -> None:
     ):
         title = (
             f"promoted {row['source_trial']} of {args.name}: picked by {row['pick_rule']} {row['pick_metric']} "
-            f"{_fmt(row['pick_value'])} (validation); seeds {row['promoted_seeds']}"
+            f"{cell_text(row['pick_value'])} (validation); seeds {row['promoted_seeds']}"
         )
         table = Table(title=title)
         for header in ("metric", "validation, mean ± std", "test, mean ± std", "test 95% interval"):
@@ -369,19 +370,16 @@ def _columns(spec: str | None) -> list[str] | None:
 
 
 def _print_summary(path: Path) -> None:
+    from wsl.results import cell_text
     from wsl.zoo.store import load_zoo, summary
 
     s = summary(load_zoo(path))
     table = Table(title=f"zoo {s['name']}  ({path})", show_header=False)
     for key, value in s.items():
         if isinstance(value, dict):
-            value = "  ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
-        table.add_row(key, _fmt(value))
+            value = "  ".join(f"{k}: {cell_text(v)}" for k, v in value.items())
+        table.add_row(key, cell_text(value))
     console.print(table)
-
-
-def _fmt(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

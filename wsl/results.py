@@ -272,7 +272,7 @@ def render(df: pd.DataFrame, columns: Sequence[str] | None = None, title: str | 
         numeric = pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column])
         table.add_column(_header(df, column), justify="right" if numeric else "left", overflow="fold")
     for row in df[shown].itertuples(index=False):
-        table.add_row(*map(_cell, row))
+        table.add_row(*map(cell_text, row))
     return table
 
 
@@ -284,9 +284,11 @@ def _header(df: pd.DataFrame, column) -> str:
         return str(column)
 
 
-def _cell(value) -> str:
+def cell_text(value, missing: str = "-") -> str:
+    """A value as every table of wsl shows it (the terminal's, the report's, a promoted config's): floats to 3
+    decimals, below 0.001 in scientific notation (a learning rate); ``missing`` for None and NaN."""
     if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
-        return "-"
+        return missing
     if isinstance(value, (float, np.floating)):
         return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
     return str(value)

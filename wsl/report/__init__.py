@@ -41,6 +41,7 @@ from wsl.report.importance import parameter_importances
 from wsl.report.page import render_page
 from wsl.report.png import write_pngs
 from wsl.report.promoted import promoted_sections
+from wsl.sweep.config import searched, space_params
 
 __all__ = ["parameter_importances", "write_report"]
 
@@ -58,7 +59,7 @@ def write_report(name: str, root: Path | None = None, top: int = 10, *, png: boo
     trials, epochs, sweep = _read(directory)
     promoted = trials[trials["status"] == table.PROMOTED]
     runs = trials[trials["status"] != table.PROMOTED]
-    space = _space(sweep)
+    space = searched(space_params(sweep.get("space") or {}))
     content = [
         sections.pareto(runs, promoted),
         sections.weighting(runs, space),
@@ -99,13 +100,3 @@ def _read_sweep_yaml(path: Path) -> dict:
     except yaml.YAMLError as e:
         raise WslError(f"cannot read {path}: {e}") from None
     return data if isinstance(data, dict) else {}
-
-
-def _space(sweep: dict) -> dict[str, dict]:
-    """The searched keys of ``sweep.yaml`` (dotted) -> their range / choices; fixed values left out."""
-    out = {}
-    for section, group in (sweep.get("space") or {}).items():
-        for key, param in (group or {}).items():
-            if isinstance(param, dict) and param.get("value") is None:
-                out[f"{section}.{key}"] = param
-    return out

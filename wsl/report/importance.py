@@ -14,10 +14,15 @@ import numpy as np
 import pandas as pd
 
 from wsl.metrics import OBJECTIVE
+from wsl.sweep.config import Param
 
 
-def parameter_importances(finished: pd.DataFrame, params: list[str], space: dict) -> dict[str, dict[str, float]]:
-    """Build an Optuna study from finished rows and evaluate importances (deterministic: seeded evaluators)."""
+def parameter_importances(
+    finished: pd.DataFrame, params: list[str], space: dict[str, Param]
+) -> dict[str, dict[str, float]]:
+    """Build an Optuna study from finished rows and evaluate importances (deterministic: seeded evaluators).
+
+    ``space``: the sweep's searched keys (``SweepConfig.searched()``); a param it lacks takes the values seen."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
 
@@ -38,11 +43,11 @@ def parameter_importances(finished: pd.DataFrame, params: list[str], space: dict
         optuna.logging.set_verbosity(verbosity)
 
 
-def _study(finished: pd.DataFrame, params: list[str], space: dict):
+def _study(finished: pd.DataFrame, params: list[str], space: dict[str, Param]):
     """One complete Optuna trial per row, with the parameters that row has (a trial may predate a parameter)."""
     import optuna
 
-    distributions = {p: _distribution(finished[p].dropna(), space.get(p, {})) for p in params}
+    distributions = {p: _distribution(finished[p].dropna(), space.get(p, Param())) for p in params}
     study = optuna.create_study(direction="maximize")
     for _, row in finished.iterrows():
         present = {p: _plain(row[p]) for p in params if pd.notna(row[p])}
@@ -56,7 +61,7 @@ def _study(finished: pd.DataFrame, params: list[str], space: dict):
     return study
 
 
-def _distribution(values: pd.Series, spec: dict):
+def _distribution(values: pd.Series, spec: Param):
     """The parameter's search distribution: from ``sweep.yaml`` where given, widened to cover every value seen.
 
     Optuna rejects a trial whose value lies outside its distribution, and a
@@ -64,14 +69,14 @@ def _distribution(values: pd.Series, spec: dict):
     """
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    if spec.get("choices") is not None or not pd.api.types.is_numeric_dtype(values) or values.dtype == bool:
-        choices = spec.get("choices") or sorted(values.unique().tolist(), key=str)
+    if spec.choices is not None or not pd.api.types.is_numeric_dtype(values) or values.dtype == bool:
+        choices = spec.choices or sorted(values.unique().tolist(), key=str)
         return CategoricalDistribution([_plain(c) for c in choices])
     low, high = float(values.min()), float(values.max())
-    if spec.get("low") is not None:
-        low, high = min(low, float(spec["low"])), max(high, float(spec["high"]))
-    log = bool(spec.get("log")) and low > 0
-    if spec.get("integer") or pd.api.types.is_integer_dtype(values):
+    if spec.low is not None:
+        low, high = min(low, float(spec.low)), max(high, float(spec.high))
+    log = spec.log and low > 0
+    if spec.integer or pd.api.types.is_integer_dtype(values):
         return IntDistribution(int(math.floor(low)), int(math.ceil(high)), log=log)
     return FloatDistribution(low, high, log=log)
 

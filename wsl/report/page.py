@@ -7,11 +7,11 @@ plotly.js is inlined once, with the first figure, so the page opens offline
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+
+from wsl.results import cell_text
 
 
 @dataclass
@@ -88,16 +88,7 @@ def table(frame: pd.DataFrame, shaded: list[str]) -> str:
     """``frame`` as a horizontally scrolling HTML table, the ``shaded`` columns' headers highlighted."""
     head = "".join(f'<th class="{"searched" if c in shaded else ""}">{html.escape(str(c))}</th>' for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell_text(v, missing=''))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f'<div class="scroll"><table class="top"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def cell(value) -> str:
-    """A table or hover value: 4 significant digits for floats, blank for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return str(value)

@@ -19,7 +19,8 @@ from wsl.metrics import OBJECTIVE
 from wsl.report import page
 from wsl.report.importance import parameter_importances
 from wsl.report.page import Section
-from wsl.results import pareto_front, resolve
+from wsl.results import cell_text, pareto_front, resolve
+from wsl.sweep.config import Param
 
 METRIC_COLUMNS = (OBJECTIVE, *metrics.SCORES)
 X, Y = "rec_agreement", "probe_r2"  # the Pareto front's axes, both maximised: faithful and predictive
@@ -102,7 +103,7 @@ def _final_runs(final: pd.DataFrame):
     )
 
 
-def weighting(runs: pd.DataFrame, space: dict) -> Section:
+def weighting(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
     """The objective over the two loss weights, to see which region of the weighting pays."""
     import plotly.graph_objects as go
 
@@ -117,9 +118,9 @@ def weighting(runs: pd.DataFrame, space: dict) -> Section:
         return section
     fig = go.Figure(_by_status(points, gamma, beta, OBJECTIVE, "Plasma", size=14))
     fig.update_layout(xaxis_title="gamma (contrastive weight)", yaxis_title="beta (structural share of the rest)")
-    if space.get(gamma, {}).get("log"):
+    if gamma in space and space[gamma].log:
         fig.update_xaxes(type="log")
-    if space.get(beta, {}).get("log"):
+    if beta in space and space[beta].log:
         fig.update_yaxes(type="log")
     section.notes.append(
         "L = gamma·L_contrast + (1 − gamma)·(beta·L_struct + (1 − beta)·L_behav). Colour: the "
@@ -155,7 +156,7 @@ def _by_status(points: pd.DataFrame, x: str, y: str, colour: str | None, scale: 
     return traces
 
 
-def importance(runs: pd.DataFrame, space: dict) -> Section:
+def importance(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
     """Which searched parameters the objective depends on, over the trials that ran to ``max_t``.
 
     ASHA-stopped trials are left out: the study saw them as pruned, and their
@@ -272,7 +273,9 @@ def _rungs(scheduler: dict) -> list[int]:
     return rungs
 
 
-def top_trials(runs: pd.DataFrame, promoted: pd.DataFrame, space: dict, top: int, split: str = "val") -> Section:
+def top_trials(
+    runs: pd.DataFrame, promoted: pd.DataFrame, space: dict[str, Param], top: int, split: str = "val"
+) -> Section:
     """The best trials by objective, with metrics and configs (searched parameters first): what to promote.
 
     ``split``: the models the sweep's metric columns are on (``wsl.table.metrics_split``)."""
@@ -336,8 +339,9 @@ def column(frame: pd.DataFrame, short: str) -> str | None:
         return None
 
 
-def searched(frame: pd.DataFrame, space: dict) -> list[str]:
-    """Config columns that were searched: the sweep's space, else dotted columns that vary across trials."""
+def searched(frame: pd.DataFrame, space: dict[str, Param]) -> list[str]:
+    """The columns of the sweep's searched keys (``space``). A table copied without its ``sweep.yaml`` has no
+    space: its dotted columns that vary across trials stand in for it."""
     if space:
         return [k for k in space if k in frame.columns]
     out = []
@@ -368,8 +372,8 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     lines = []
     for _, row in frame.iterrows():
         parts = [f"<b>{html.escape(str(row['trial_id']))}</b> ({row['status'].lower()})"]
-        parts += [f"{label(k)} = {page.cell(row[k])}" for k in keys]
-        parts += [f"{m} = {page.cell(row[m])}" for m in (OBJECTIVE, X, Y) if m in row]
+        parts += [f"{label(k)} = {cell_text(row[k], missing='')}" for k in keys]
+        parts += [f"{m} = {cell_text(row[m], missing='')}" for m in (OBJECTIVE, X, Y) if m in row]
         lines.append("<br>".join(parts))
     return lines
 

@@ -197,12 +197,30 @@ class SweepConfig:
     def points(self) -> list[dict[str, Any]]:
         """``search.points_to_evaluate`` completed: a searched key a point leaves out takes the base config's value."""
         base = flatten(asdict(self.train))
-        searched = [k for k, p in self.params().items() if p.kind(k) != "fixed"]
-        return [{k: point.get(k, base[k]) for k in searched} for point in self.search.points_to_evaluate]
+        return [{k: point.get(k, base[k]) for k in self.searched()} for point in self.search.points_to_evaluate]
 
     def params(self) -> dict[str, Param]:
         """The space flattened to ``dotted key -> Param``."""
-        return {f"{section}.{name}": p for section, group in self.space.items() for name, p in group.items()}
+        return space_params(self.space)
+
+    def searched(self) -> dict[str, Param]:
+        """The keys the search draws (see ``searched``)."""
+        return searched(self.params())
+
+    def fixed(self) -> dict[str, Any]:
+        """The keys the space sets to one ``value``: ``dotted key -> value``."""
+        return {k: p.value for k, p in self.params().items() if k not in self.searched()}
+
+
+def space_params(space: dict) -> dict[str, Param]:
+    """A space (``section -> field -> Param``, or a saved ``sweep.yaml``'s plain dicts) as ``dotted key -> Param``."""
+    return {f"{s}.{name}": _param(f"{s}.{name}", p) for s, group in space.items() for name, p in (group or {}).items()}
+
+
+def searched(params: dict[str, Param]) -> dict[str, Param]:
+    """The searched keys of ``params``: ranges and choices. A fixed ``value`` is set, not searched: it is no
+    column of the search, of the report's importances or of what a warm start compares as searched."""
+    return {k: p for k, p in params.items() if p.kind(k) != "fixed"}
 
 
 def objective_weights(objective: str) -> dict[str, float]:

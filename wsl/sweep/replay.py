@@ -155,8 +155,7 @@ def _searcher(cfg: SweepConfig, setting: Setting, seed: int, warm: list[FrozenTr
 
 def warm_trials(cfg: SweepConfig, epochs: pd.DataFrame) -> list[FrozenTrial]:
     """A simulated sweep's trials (``simulate``'s epochs) as ``search.warm_start`` would tell them to ``cfg``."""
-    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}  # not in simulate's rows
-    searched = [k for k in cfg.params() if k not in fixed]
+    fixed, searched = cfg.fixed(), list(cfg.searched())  # fixed keys are not in simulate's rows
     trials = []
     for _, rows in epochs.groupby("trial", sort=True):
         curve = dict(zip(rows["epoch"], rows["seen"], strict=True))  # the objective that sweep recorded

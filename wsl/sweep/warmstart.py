@@ -119,9 +119,8 @@ def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, float]) -> FrozenT
     """A finished earlier trial (its values of ``cfg``'s keys, its objective per epoch) as told to ``cfg``'s
     study: complete at ``max_t`` if it got there, else pruned; None if ``cfg``'s space cannot hold it."""
     space = distributions(cfg)
-    fixed = {k: p.value for k, p in cfg.params().items() if p.kind(k) == "fixed"}
     params = {key: values[key] for key in space}
-    if not _inside(params, space) or any(values[k] != v for k, v in fixed.items()):
+    if not _inside(params, space) or any(values[k] != v for k, v in cfg.fixed().items()):
         return None
     return _trial(params, space, curve, cfg.scheduler.max_t)
 
