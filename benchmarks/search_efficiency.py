@@ -228,7 +228,7 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
     directory = Path(name) if Path(name).is_dir() else table.results_root() / name
     name = directory.name
     cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
-    trials, epochs = table.read(directory / table.TRIALS), table.read(directory / table.EPOCHS)
+    trials, epochs = table.read_trials(directory), table.read_epochs(directory)
     proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
     setting = Setting(cfg.search.algorithm, grace_period=grace, reduction_factor=rf)
     replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
@@ -374,7 +374,7 @@ def main() -> None:
 
 def warm_from(cfg: SweepConfig, directory: Path) -> list:
     """A real sweep's trials as ``search.warm_start`` would seed ``cfg``'s study with them (printed: how many)."""
-    if not (directory / table.TRIALS).is_file():
+    if not table.exists(directory, table.TRIALS):
         raise SystemExit(f"--warm-from {directory}: no {table.TRIALS} there; pass a sweep's results folder")
     seeded = warmstart.seeds(replace(cfg, search=replace(cfg.search, warm_start=[directory.name])), directory.parent)
     print(seeded.summary())

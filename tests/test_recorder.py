@@ -7,6 +7,8 @@ drives it on resume: ``setup``, then ``on_step_begin`` with the trials Tune rest
 
 from collections import namedtuple
 
+from ray.tune import Checkpoint
+
 from wsl import table
 from wsl.sweep.recorder import TableRecorder, last_line
 
@@ -22,7 +24,7 @@ def resumed(tmp_path, trials: list[dict], epochs: list[dict]) -> TableRecorder:
 
 
 def statuses(tmp_path) -> dict[str, str]:
-    return table.read(tmp_path / table.TRIALS).set_index("trial_id")["status"].to_dict()
+    return table.read_trials(tmp_path).set_index("trial_id")["status"].to_dict()
 
 
 def test_a_running_trial_unknown_to_the_restored_tune_and_without_an_epoch_is_replaced(tmp_path):
@@ -68,3 +70,36 @@ def test_an_empty_error_file_gives_no_error_line(tmp_path):
 def test_the_error_line_is_the_last_non_empty_line(tmp_path):
     (tmp_path / "error.txt").write_text("Traceback ...\nWslError: model.d_model=36\n\n")
     assert last_line(str(tmp_path / "error.txt")) == "WslError: model.d_model=36"
+
+
+class Trial:
+    """What the recorder reads of a Tune trial."""
+
+    def __init__(self, trial_id: str):
+        self.trial_id, self.config, self.num_failures = trial_id, {"loss": {"beta": 0.5}}, 0
+        self.checkpoint, self.last_result, self.error_file = None, {}, None
+
+
+def test_a_running_trial_reads_as_of_its_last_epoch_and_names_the_checkpoint_saved_after_it(tmp_path):
+    recorder = TableRecorder(tmp_path, "s", {"loss.beta": 1.0}, max_t=3)
+    recorder.setup()
+    trial = Trial("t")
+    recorder.on_trial_start(iteration=0, trials=[trial], trial=trial)
+    for epoch in (1, 2):
+        result = {"epoch": epoch, "training_iteration": epoch, "objective": epoch / 10, "time_total_s": 3.0 * epoch}
+        recorder.on_trial_result(iteration=epoch, trials=[trial], trial=trial, result=result)
+        saved = Checkpoint.from_directory(tmp_path / f"ckpt{epoch}")
+        recorder.on_checkpoint(iteration=epoch, trials=[trial], trial=trial, checkpoint=saved)
+    row = table.read_trials(tmp_path).set_index("trial_id").loc["t"]
+    assert (row["status"], row["epochs"], row["objective"], row["wall_time_s"]) == (table.RUNNING, 2, 0.2, 6.0)
+    assert (row["checkpoint"], row["loss.beta"]) == (str(tmp_path / "ckpt2"), 0.5)
+
+
+def test_a_sweeps_end_folds_its_epoch_rows_into_one_table(tmp_path):
+    recorder = TableRecorder(tmp_path, "s", {}, max_t=1)
+    recorder.setup()
+    trial = Trial("t")
+    recorder.on_trial_result(iteration=1, trials=[trial], trial=trial, result={"epoch": 1, "objective": 0.4})
+    recorder.on_experiment_end(trials=[trial])
+    assert not (tmp_path / table.PARTS[table.EPOCHS]).exists()
+    assert table.read(tmp_path / table.EPOCHS)[["trial_id", "epoch", "objective"]].values.tolist() == [["t", 1, 0.4]]

@@ -150,7 +150,8 @@ def test_every_trial_is_one_mlflow_run_holding_the_tables_epochs(finished):
         assert run.data.tags["wsl.status"] == trials.loc[tid, "status"]
         assert set(run.data.params) == searched
         assert all(value == str(trials.loc[tid, key]) for key, value in run.data.params.items())
-        mine = epochs[epochs["trial_id"] == tid].set_index("epoch").drop(columns=["sweep", "trial_id", "reported_at"])
+        mine = epochs[epochs["trial_id"] == tid].set_index("epoch")
+        mine = mine.drop(columns=[c for c in table.BOOKKEEPING if c in mine])  # sweep, trial_id, reported_at, ...
         assert set(run.data.metrics) == ({"epoch", *mine.columns} if len(mine) else set())
         for name in run.data.metrics:
             logged = pd.Series({m.step: m.value for m in client.get_metric_history(run.info.run_id, name)})
@@ -444,9 +445,9 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     deadline = time.time() + 300
     while len(snapshots) < 3 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.05)
-        if not (directory / "trials.parquet").is_file():
+        trials = table.read_trials(directory)  # one open of each file: the driver replaces them meanwhile
+        if trials is None:
             continue
-        trials = table.read(directory / "trials.parquet")  # one open: the driver replaces the file meanwhile
         finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
         midway = trials[(trials["status"] == "RUNNING") & (trials["epochs"] >= 1)]
         now = None if finished.empty or midway.empty else midway[["trial_id", "epochs"]].values.tolist()

@@ -3,12 +3,17 @@
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
+from unittest.mock import patch
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsl import table
 from wsl.errors import WslError
@@ -132,3 +137,61 @@ def test_missing_cells_of_a_mixed_column_stay_missing(tmp_path):
     table.write(tmp_path / "t.parquet", [{"tokens.width": 32}, {"tokens.width": "row"}, {"tokens.width": None}])
     back = table.read(tmp_path / "t.parquet")["tokens.width"]
     assert back.tolist()[:2] == ["32", "row"] and back.isna().tolist() == [False, False, True]
+
+
+@settings(max_examples=25, deadline=None)
+@given(reports=st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 4), st.floats(0, 1)), max_size=30))
+def test_appended_epoch_rows_read_back_newest_per_key_before_and_after_the_fold(reports):
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name) / "s"
+        table.write(directory / table.EPOCHS, [{"sweep": "s", "trial_id": "a", "epoch": 1, "objective": -1.0}])
+        appender = table.Appender(directory, table.EPOCHS)
+        with patch.object(table, "PART_ROWS", 4):  # several parts, the newest rewritten
+            for trial, epoch, value in reports:
+                appender.append({"sweep": "s", "trial_id": trial, "epoch": epoch, "objective": value})
+        expected = {("a", 1): -1.0} | {(t, e): v for t, e, v in reports}
+        for fold in (False, True):
+            if fold:
+                table.fold(directory, table.EPOCHS)
+                assert not (directory / table.PARTS[table.EPOCHS]).exists()
+            rows = table.read_epochs(directory)
+            assert dict(zip(zip(rows["trial_id"], rows["epoch"]), rows["objective"])) == expected
+            assert list(zip(rows["trial_id"], rows["epoch"])) == sorted(expected)
+
+
+def test_a_new_appender_never_rewrites_a_part_written_before_it(tmp_path):
+    first = table.Appender(tmp_path, table.EPOCHS)
+    first.append({"sweep": "s", "trial_id": "a", "epoch": 1})
+    table.Appender(tmp_path, table.EPOCHS).append({"sweep": "s", "trial_id": "a", "epoch": 2})
+    assert sorted(p.name for p in (tmp_path / table.PARTS[table.EPOCHS]).iterdir()) == [
+        "00000000.parquet",
+        "00000001.parquet",
+    ]
+    assert table.read_epochs(tmp_path)["epoch"].tolist() == [1, 2]
+
+
+def test_a_running_trials_row_is_read_as_of_its_newest_epoch(tmp_path):
+    table.write(
+        tmp_path / table.TRIALS,
+        [
+            {"sweep": "s", "trial_id": "run", "status": table.RUNNING, "epochs": 0, "objective": None},
+            {"sweep": "s", "trial_id": "done", "status": table.TERMINATED, "epochs": 1, "objective": 0.5},
+        ],
+    )
+    appender = table.Appender(tmp_path, table.EPOCHS)
+    for trial, epoch, value in (("run", 1, 0.7), ("run", 2, 0.6), ("done", 1, 0.9)):
+        appender.append({"sweep": "s", "trial_id": trial, "epoch": epoch, "objective": value, "checkpoint": "c"})
+    rows = table.read_trials(tmp_path).set_index("trial_id")
+    assert rows.loc["run", ["epochs", "objective", "best_objective", "checkpoint"]].tolist() == [2, 0.6, 0.7, "c"]
+    assert rows.loc["done", ["epochs", "objective"]].tolist() == [1, 0.5]  # an ended trial's row is as written
+
+
+def test_a_part_keeps_every_column_of_its_rows_and_a_column_of_numbers_and_words(tmp_path):
+    appender = table.Appender(tmp_path, table.TRIALS)
+    for row in ({"trial_id": "a", "tokens.width": 32}, {"trial_id": "b", "tokens.width": "row", "error": "x"}):
+        appender.append({"sweep": "s", "status": table.TERMINATED, **row})
+    rows = table.read_trials(tmp_path)
+    assert rows[["trial_id", "tokens.width", "error"]].fillna("-").values.tolist() == [
+        ["a", "32", "-"],
+        ["b", "row", "x"],
+    ]

@@ -84,22 +84,15 @@ def load(name: str, table: str = "trials", root: Path | str | None = None) -> pd
         raise WslError(f"unknown results table {table!r}; use one of {', '.join(TABLES)}")
     root = Path(root if root is not None else results_root())
     sweeps = _sweep_dirs(name, root)
-    paths = [d / TABLES[table] for d in sweeps]
-    found = [p for p in paths if p.is_file()]
+    read = tables.read_trials if table == "trials" else tables.read_epochs
+    found = [frame.assign(metrics_split=tables.metrics_split(d)) for d in sweeps if (frame := read(d)) is not None]
     if not found:
-        missing = paths[0] if len(paths) == 1 else root / name / TABLES[table]
+        missing = sweeps[0] / TABLES[table] if len(sweeps) == 1 else root / name / TABLES[table]
         raise WslError(
             f"no {table} table for sweep {name!r}: {missing} does not exist; "
             "a sweep writes it when its first trial starts (is the sweep running?)"
         )
-    return pd.concat([_labelled(p) for p in found], ignore_index=True)
-
-
-def _labelled(path: Path) -> pd.DataFrame:
-    """One sweep's table with ``metrics_split``: which models its metric columns were computed on."""
-    frame = tables.read(path)
-    frame["metrics_split"] = tables.metrics_split(path.parent)
-    return frame
+    return pd.concat(found, ignore_index=True)
 
 
 def split_note(frame: pd.DataFrame) -> str | None:

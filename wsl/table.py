@@ -4,11 +4,20 @@ A sweep NAME lives in ``<root>/NAME/`` (root: ``$WSL_RESULTS``, else
 ``results``) and holds ``trials.parquet`` (one row per trial, plus one
 ``PROMOTED`` row per final run), ``epochs.parquet`` (one row per trial and
 epoch), ``sweep.yaml`` and the Optuna study. Two writers share
-``trials.parquet``: the sweep's Tune callback, as trials report, and
+``trials.parquet``: the sweep's Tune callback, as trials start and end, and
 ``wsl promote``, minutes later, possibly while the sweep still runs. So every
 write is a read-modify-write under an exclusive file lock (``fcntl.flock``,
 across processes), replacing only the writer's own rows, and lands by an
 atomic rename: a reader needs no lock and never sees half a table.
+
+A sweep's driver reports every epoch of every trial: rewriting a whole
+table for each report would cost more per report as the sweep grows. So a
+running sweep appends its rows to small part files (``epochs.parts/``,
+``trials.parts/``, ``PART_ROWS`` rows each; only the newest is rewritten),
+and folds them into the tables when it ends or resumes (under the lock).
+A trial's row is appended when it starts and ends, not every epoch:
+``read_trials`` brings a running trial's figures up to its newest epoch row.
+Read a sweep's tables through ``read_trials`` and ``read_epochs``.
 
 Every module that reads or writes these files goes through here; this module
 imports no Ray, so the query layer and the report stay light.
@@ -27,12 +36,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from wsl.atomic import write_file
 from wsl.errors import WslError
+from wsl.metrics import BEST, EPOCH, OBJECTIVE
 
 TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
+PARTS = {TRIALS: "trials.parts", EPOCHS: "epochs.parts"}  # rows a running sweep appended, not yet folded in
+PART_ROWS = 256  # rows per part: bounds what one report rewrites
 SWEEP_FILE = "sweep.yaml"
 JOURNAL = "optuna.journal"
 PROMOTED_DIR = "promoted"
@@ -186,7 +199,6 @@ def upsert(directory: Path, name: str, rows: Sequence[dict]) -> pd.DataFrame:
     Read and write happen under the lock, so rows another process wrote
     since this one last looked are kept. Returns the table as written.
     """
-    keys = list(KEYS[name])
     path = directory / name
     with locked(directory):
         table = pd.DataFrame(list(rows))
@@ -194,13 +206,151 @@ def upsert(directory: Path, name: str, rows: Sequence[dict]) -> pd.DataFrame:
             table = pd.concat([read(path), table], ignore_index=True)
         if table.empty:
             return table
-        key = table[keys].astype(str).agg("\x1f".join, axis=1)
-        first = pd.Series(range(len(key)), index=key).groupby(level=0).min()  # a row keeps its place
-        newest = (~key.duplicated(keep="last")).to_numpy()  # the newest version of each row
-        place = key.map(first).to_numpy()[newest]
-        # picked by position, no helper columns: inserting one into a PROMOTED row's hundreds warns (fragmented)
-        table = table[newest].iloc[np.argsort(place, kind="stable")].reset_index(drop=True)
-        if name == EPOCHS:
-            table = table.sort_values(keys, kind="stable", ignore_index=True)
+        table = _newest(table, name)
         write(path, table)
     return table
+
+
+def _newest(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The newest version (the last) of each row of ``table`` by table ``name``'s key, where its first stood;
+    epoch rows sorted by trial and epoch."""
+    keys = list(KEYS[name])
+    newest = ~table.duplicated(keys, keep="last").to_numpy()
+    if name == EPOCHS:
+        return table[newest].sort_values(keys, kind="stable", ignore_index=True)
+    place = table.groupby(keys, sort=False).ngroup().to_numpy()[newest]  # a row keeps its first place
+    # picked by position, no helper columns: inserting one into a PROMOTED row's hundreds warns (fragmented)
+    return table[newest].iloc[np.argsort(place, kind="stable")].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- rows a running sweep appends
+
+
+def exists(directory: Path, name: str) -> bool:
+    """Whether sweep ``directory`` has table ``name``: its file, or parts a running sweep appended."""
+    parts = Path(directory) / PARTS[name]
+    return (Path(directory) / name).is_file() or (parts.is_dir() and any(parts.glob("*.parquet")))
+
+
+def read_rows(directory: Path, name: str) -> pd.DataFrame | None:
+    """Table ``name`` of sweep ``directory``: its file and the parts appended since it was folded, newest
+    version of each row; None if there is neither.
+
+    The parts are read before the file: a fold that runs meanwhile writes the
+    file (holding the parts' rows) before it removes the parts, so a part gone
+    by the time it is opened is in the file read after it. Parts are numbered
+    in the order they were written and only the newest grows, so the parts
+    read are a prefix of the sweep's reports: no row without those before it.
+    """
+    directory = Path(directory)
+    parts = directory / PARTS[name]
+    found = [t for t in map(_read_part, sorted(parts.glob("*.parquet")) if parts.is_dir() else []) if t is not None]
+    frames = [_concat(found)] if found else []
+    if (directory / name).is_file():
+        frames.insert(0, read(directory / name))
+    if not frames:
+        return None
+    rows = pd.concat(frames, ignore_index=True)
+    return rows if rows.empty else _newest(rows, name)
+
+
+def read_epochs(directory: Path) -> pd.DataFrame | None:
+    """Every epoch row of sweep ``directory``, sorted by trial and epoch; None if it has none yet."""
+    return read_rows(directory, EPOCHS)
+
+
+def _read_part(path: Path) -> pa.Table | None:
+    try:
+        source = pa.OSFile(str(path))
+    except FileNotFoundError:  # folded since the listing
+        return None
+    with source:
+        return pq.read_table(source)
+
+
+def _concat(parts: list[pa.Table]) -> pd.DataFrame:
+    """Parts as one frame, joined in Arrow (one conversion to pandas, not one per part); through pandas where
+    a column is numbers in one part and text in another (``_write_part``)."""
+    try:
+        return pa.concat_tables(parts, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.concat([part.to_pandas() for part in parts], ignore_index=True)
+
+
+class Appender:
+    """The driver's writer of table ``name``'s rows while a sweep runs: ``append`` rewrites only the newest
+    part (at most ``PART_ROWS`` rows), so a report costs the same in a sweep of 1,000 rows and of 100,000.
+    A row appended again (the same key) replaces the earlier version when read."""
+
+    def __init__(self, directory: Path, name: str):
+        self.parts = Path(directory) / PARTS[name]
+        numbers = [int(p.stem) for p in self.parts.glob("*.parquet")] if self.parts.is_dir() else []
+        self.number = max(numbers, default=-1) + 1  # never rewrite a part written before: a reader may hold it
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(dict(row))
+        self.parts.mkdir(parents=True, exist_ok=True)
+        _write_part(self.parts / f"{self.number:08d}.parquet", self.rows)
+        if len(self.rows) >= PART_ROWS:
+            self.number, self.rows = self.number + 1, []
+
+
+def _write_part(path: Path, rows: list[dict]) -> None:
+    """Straight from the dicts with pyarrow (no pandas frame per report), every key of any row a column;
+    through ``write`` where a column holds numbers and words, which ``write`` stores as text."""
+    columns = dict.fromkeys(key for row in rows for key in row)
+    try:
+        part = pa.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        write(path, rows)
+        return
+    write_file(path, lambda tmp: pq.write_table(part, tmp))
+
+
+def fold(directory: Path, name: str) -> None:
+    """Fold the parts of table ``name`` into its file and remove them (the driver's, at sweep end and resume),
+    under the lock: ``wsl promote`` may be upserting its rows into the trials table meanwhile."""
+    directory = Path(directory)
+    if not (directory / PARTS[name]).is_dir():
+        return
+    with locked(directory):
+        rows = read_rows(directory, name)
+        if rows is not None:
+            write(directory / name, rows)
+        for part in (directory / PARTS[name]).glob("*.parquet"):
+            part.unlink()
+        (directory / PARTS[name]).rmdir()
+
+
+# ---------------------------------------------------------------- trial rows, as of their newest epoch
+
+
+def progress(history: list[dict]) -> dict:
+    """What a trial's row says of its epoch rows ``history`` (in epoch order): the last epoch's figures (and
+    where its checkpoint is), the best of each ``BEST`` metric over them, and how many epochs it ran."""
+    last = history[-1] if history else {}
+    out = {k: last[k] for k in (*EPOCH, OBJECTIVE, "wall_time_s", "checkpoint") if k in last}
+    for name in BEST:
+        values = [r[name] for r in history if pd.notna(r.get(name))]
+        out[f"best_{name}"] = max(values) if values else float("nan")
+    out["epochs"] = len(history)
+    return out
+
+
+def read_trials(directory: Path) -> pd.DataFrame | None:
+    """Sweep ``directory``'s trial rows, a RUNNING trial's brought up to its newest epoch row (the driver
+    writes a trial's row when it starts and ends, not every epoch); None if the sweep has no trials table."""
+    trials = read_rows(directory, TRIALS)
+    if trials is None or trials.empty:
+        return trials
+    running = trials.index[trials["status"] == RUNNING]
+    epochs = read_epochs(directory) if len(running) else None
+    if epochs is None or epochs.empty:
+        return trials
+    ids = set(trials.loc[running, "trial_id"])
+    histories = {t: rows.to_dict("records") for t, rows in epochs[epochs["trial_id"].isin(ids)].groupby("trial_id")}
+    for i in running:
+        for key, value in progress(histories.get(trials.at[i, "trial_id"], [])).items():
+            trials.at[i, key] = value
+    return trials

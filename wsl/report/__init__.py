@@ -52,7 +52,7 @@ PAGE = "report.html"
 def write_report(name: str, root: Path | None = None, top: int = 10, *, png: bool = True) -> Path:
     """Write ``<root>/<name>/report/report.html`` (and one PNG per figure); return the HTML path."""
     directory = Path(root if root is not None else table.results_root()) / name
-    if not (directory / table.TRIALS).is_file():
+    if not table.exists(directory, table.TRIALS):
         raise WslError(f"sweep {name!r} has no results table: {directory / table.TRIALS} does not exist")
     if top < 1:
         raise WslError(f"top={top} must be >= 1")
@@ -80,12 +80,12 @@ def write_report(name: str, root: Path | None = None, top: int = 10, *, png: boo
 def _read(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     """The sweep's trials (checked to be a wsl results table), its epochs and its ``sweep.yaml``, where present."""
     path = directory / table.TRIALS
-    trials = table.read(path)
+    trials = table.read_trials(directory)
     for column in ("trial_id", "status"):
         if column not in trials.columns:
             raise WslError(f"{path} has no {column!r} column; is it a wsl results table?")
     trials["trial_id"] = trials["trial_id"].astype(str)
-    epochs = table.read(directory / table.EPOCHS) if (directory / table.EPOCHS).is_file() else None
+    epochs = table.read_epochs(directory)
     return trials, epochs, _read_sweep_yaml(directory / table.SWEEP_FILE)
 
 

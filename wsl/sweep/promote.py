@@ -160,10 +160,11 @@ def promote(
     if racing and top_k > 1:
         raise WslError(f"wsl promote --rule race picks one trial; --top-k {top_k} needs --rule best or last")
     directory = Path(directory)
-    if not (directory / table.TRIALS).is_file():
+    if not table.exists(directory, table.TRIALS):
         raise WslError(f"sweep {sweep.name!r} has no results table yet: {directory / table.TRIALS} does not exist")
-    trials = table.read(directory / table.TRIALS)
-    history = table.read(directory / table.EPOCHS) if (directory / table.EPOCHS).is_file() else pd.DataFrame()
+    trials = table.read_trials(directory)
+    history = table.read_epochs(directory)
+    history = pd.DataFrame() if history is None else history
     chosen = pick(trials, history, metric, trial, race_k if racing else top_k, rule, sweep.scheduler.max_t)
     used = trial_seeds(trials, sweep)
     zoo = load_zoo(sweep.zoo)

@@ -1,12 +1,14 @@
 """Records a running sweep into its results table (``wsl.table``), as trials report and finish.
 
-A Ray Tune ``Callback`` in the driver keeps this sweep's trial and epoch rows
-and, after every change, upserts them into ``trials.parquet`` /
-``epochs.parquet`` under the table's lock, so ``wsl results`` can read them
-while the sweep runs and rows another writer added (``wsl promote``'s) stay.
-Epoch rows also carry ``reported_at`` (Unix seconds when the driver received
-them): the file is sorted by trial, and a search's progress ("best so far
-after N trial-epochs") needs the order in which results came in.
+A Ray Tune ``Callback`` in the driver keeps this sweep's trial and epoch rows.
+A trial's row is appended (``table.Appender``) when it starts, ends or fails,
+its epoch rows as they arrive, each with the checkpoint Tune saved beside it:
+a report costs the same however large the sweep has grown, and
+``table.read_trials`` brings a running trial's row up to its newest epoch. Epoch rows also carry ``reported_at`` (Unix
+seconds when the driver received them): the table is sorted by trial, and a
+search's progress ("best so far after N trial-epochs") needs the order in
+which results came in. The parts are folded into the tables when the sweep
+ends, and when a killed driver's sweep resumes.
 
 On resume it starts from the rows on disk. A row still RUNNING belonged to
 the dead driver and becomes INTERRUPTED; Tune restarts it from its checkpoint
@@ -20,12 +22,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
 from ray import tune
 
 from wsl import table
 from wsl.config import flatten
-from wsl.metrics import BEST, EPOCH, OBJECTIVE
+from wsl.metrics import EPOCH, OBJECTIVE
 
 EPOCH_METRICS = (*EPOCH, OBJECTIVE)
 
@@ -37,20 +38,23 @@ class TableRecorder(tune.Callback):
         self.base = base_config  # flattened TrainConfig of the sweep; trial values override it
         self.max_t = max_t
         self.trials: dict[str, dict] = {}
-        self.epochs: dict[tuple[str, int], dict] = {}
+        self.epochs: dict[str, dict[int, dict]] = {}  # trial_id -> epoch -> its row
         self.restored = False  # resumed rows checked against what Tune restored
 
     def setup(self, **info) -> None:
-        if (self.directory / table.TRIALS).is_file():
-            rows = table.read(self.directory / table.TRIALS).to_dict("records")
-            self.trials = {r["trial_id"]: r for r in rows if r["status"] != table.PROMOTED}
-            interrupted = [{**r, "status": table.INTERRUPTED} for r in rows if r["status"] == table.RUNNING]
-            self.trials.update({r["trial_id"]: r for r in interrupted})
-            if interrupted:
-                table.upsert(self.directory, table.TRIALS, interrupted)
-        if (self.directory / table.EPOCHS).is_file():
-            rows = table.read(self.directory / table.EPOCHS).to_dict("records")
-            self.epochs = {(r["trial_id"], int(r["epoch"])): r for r in rows}
+        for name in (table.TRIALS, table.EPOCHS):  # a killed driver's parts
+            table.fold(self.directory, name)
+        self.trial_rows = table.Appender(self.directory, table.TRIALS)
+        self.epoch_rows = table.Appender(self.directory, table.EPOCHS)
+        epochs, trials = table.read_epochs(self.directory), table.read_trials(self.directory)
+        for row in [] if epochs is None else epochs.to_dict("records"):
+            self.epochs.setdefault(row["trial_id"], {})[int(row["epoch"])] = row
+        rows = [] if trials is None else trials.to_dict("records")
+        self.trials = {r["trial_id"]: r for r in rows if r["status"] != table.PROMOTED}
+        interrupted = [{**r, "status": table.INTERRUPTED} for r in rows if r["status"] == table.RUNNING]
+        self.trials.update({r["trial_id"]: r for r in interrupted})
+        for row in interrupted:
+            self.trial_rows.append(row)
 
     def on_step_begin(self, iteration, trials, **info) -> None:
         """On the first step, ``trials`` is what Tune restored: interrupted rows it does not know never resume."""
@@ -65,18 +69,35 @@ class TableRecorder(tune.Callback):
         ]
         for row in lost:
             row["status"] = table.REPLACED
-        if lost:
-            table.upsert(self.directory, table.TRIALS, lost)
+            self.trial_rows.append(row)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._update(trial, table.RUNNING, {})
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
-        row = {"sweep": self.sweep, "trial_id": trial.trial_id, **metrics, "reported_at": time.time()}
-        self.epochs[(trial.trial_id, int(result["epoch"]))] = row
-        table.upsert(self.directory, table.EPOCHS, [row])
-        self._update(trial, table.RUNNING, {**metrics, "wall_time_s": result.get("time_total_s", float("nan"))})
+        row = {
+            "sweep": self.sweep,
+            "trial_id": trial.trial_id,
+            **{k: result[k] for k in EPOCH_METRICS if k in result},
+            "wall_time_s": result.get("time_total_s", float("nan")),
+            "reported_at": time.time(),
+            "checkpoint": None,
+        }
+        self.epochs.setdefault(trial.trial_id, {})[int(result["epoch"])] = row
+        self.epoch_rows.append(row)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        """Tune saves an epoch's checkpoint after its result: its row, appended again, names it (Tune keeps
+        only the newest, so a row naming an earlier one would send a reader to a deleted directory)."""
+        history = self.epochs.get(trial.trial_id)
+        if history:
+            row = history[max(history)]
+            row["checkpoint"] = checkpoint.path
+            self.epoch_rows.append(row)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        for name in (table.TRIALS, table.EPOCHS):
+            table.fold(self.directory, name)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._update(trial, trial_end_status(trial, self.max_t), {})
@@ -87,20 +108,16 @@ class TableRecorder(tune.Callback):
     def _update(self, trial, status: str, metrics: dict) -> None:
         tid = trial.trial_id
         row = self.trials.get(tid) or {"sweep": self.sweep, "trial_id": tid, **self.base, **flatten(trial.config)}
-        row.update(metrics, status=status)
-        history = [r for (t, _), r in self.epochs.items() if t == tid]
-        for name in BEST:
-            values = [r[name] for r in history if pd.notna(r.get(name))]
-            row[f"best_{name}"] = max(values) if values else float("nan")
-        row["epochs"] = len(history)
+        history = self.epochs.get(tid, {})
+        row.update(table.progress([history[e] for e in sorted(history)]), **metrics, status=status)
         row["stopped_early"] = status == table.STOPPED
         row["failures"] = trial.num_failures
         row.setdefault("wall_time_s", 0.0)
         checkpoint = trial.checkpoint
-        row["checkpoint"] = checkpoint.path if checkpoint is not None else None
+        row["checkpoint"] = checkpoint.path if checkpoint is not None else row.get("checkpoint")
         row.setdefault("error", None)
         self.trials[tid] = row
-        table.upsert(self.directory, table.TRIALS, [row])
+        self.trial_rows.append(row)
 
 
 def trial_end_status(trial, max_t: int) -> str:

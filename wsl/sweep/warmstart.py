@@ -68,7 +68,7 @@ def distributions(cfg: SweepConfig) -> dict[str, BaseDistribution]:
 
 def earlier_sweeps(root: Path, patterns: list[str], exclude: str) -> list[Path]:
     """The sweep directories under ``root`` that ``patterns`` (names or globs) match, ``exclude`` aside."""
-    names = sorted(p.name for p in root.iterdir() if (p / table.TRIALS).is_file()) if root.is_dir() else []
+    names = sorted(p.name for p in root.iterdir() if table.exists(p, table.TRIALS)) if root.is_dir() else []
     found = []
     for pattern in patterns:
         matched = [n for n in fnmatch.filter(names, pattern) if n != exclude]
@@ -98,7 +98,7 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
                 f"search.warm_start: sweep {directory.name!r} was judged by another objective ({weights}) than "
                 f"this one ({cfg.objective!r}); a warm start needs the same objective"
             )
-        rows = table.read(directory / table.TRIALS)
+        rows = table.read_trials(directory)
         curves = _curves(directory, weights)
         sweeps.append(directory.name)
         origins += [note] if (note := _origin(directory.name, saved, cfg)) else []
@@ -165,10 +165,9 @@ def _origin(name: str, saved: dict, cfg: SweepConfig) -> str | None:
 
 def _curves(directory: Path, weights: dict[str, float]) -> dict[str, dict[int, float]]:
     """trial_id -> {epoch: objective} (finite values), recomputed from the epoch metrics with the sweep's weights."""
-    path = directory / table.EPOCHS
-    if not path.is_file():
+    epochs = table.read_epochs(directory)
+    if epochs is None:
         return {}
-    epochs = table.read(path)
     values = sum(w * epochs[m] for m, w in weights.items())
     frame = pd.DataFrame({"trial_id": epochs["trial_id"], "epoch": epochs["epoch"].astype(int), "value": values})
     frame = frame[np.isfinite(frame["value"])]
