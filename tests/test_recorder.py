@@ -103,3 +103,16 @@ def test_a_sweeps_end_folds_its_epoch_rows_into_one_table(tmp_path):
     recorder.on_experiment_end(trials=[trial])
     assert not (tmp_path / table.PARTS[table.EPOCHS]).exists()
     assert table.read(tmp_path / table.EPOCHS)[["trial_id", "epoch", "objective"]].values.tolist() == [["t", 1, 0.4]]
+
+
+def test_a_failure_tune_retries_counts_in_the_row_before_the_retry_starts(tmp_path):
+    """A trial whose node was lost waits for room on the cluster before its retry starts (on_trial_start)."""
+    recorder = TableRecorder(tmp_path, "s", {}, max_t=3)
+    recorder.setup()
+    trial = Trial("t")
+    recorder.on_trial_start(iteration=0, trials=[trial], trial=trial)
+    recorder.on_trial_result(iteration=1, trials=[trial], trial=trial, result={"epoch": 1, "objective": 0.4})
+    trial.num_failures = 1  # Tune counts the failure, then tells the callbacks it will retry the trial
+    recorder.on_trial_recover(iteration=2, trials=[trial], trial=trial)
+    row = table.read_trials(tmp_path).set_index("trial_id").loc["t"]
+    assert (row["status"], row["epochs"], row["failures"]) == (table.RUNNING, 1, 1)

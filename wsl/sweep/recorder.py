@@ -1,14 +1,15 @@
 """Records a running sweep into its results table (``wsl.table``), as trials report and finish.
 
 A Ray Tune ``Callback`` in the driver keeps this sweep's trial and epoch rows.
-A trial's row is appended (``table.Appender``) when it starts, ends or fails,
-its epoch rows as they arrive, each with the checkpoint Tune saved beside it:
-a report costs the same however large the sweep has grown, and
-``table.read_trials`` brings a running trial's row up to its newest epoch. Epoch rows also carry ``reported_at`` (Unix
-seconds when the driver received them): the table is sorted by trial, and a
-search's progress ("best so far after N trial-epochs") needs the order in
-which results came in. The parts are folded into the tables when the sweep
-ends, and when a killed driver's sweep resumes.
+A trial's row is appended (``table.Appender``) when it starts, ends or fails
+(also a failure Tune retries: ``failures`` counts it then), its epoch rows as
+they arrive, each with the checkpoint Tune saved beside it: a report costs the
+same however large the sweep has grown, and ``table.read_trials`` brings a
+running trial's row up to its newest epoch. Epoch rows also carry
+``reported_at`` (Unix seconds when the driver received them): the table is
+sorted by trial, and a search's progress ("best so far after N trial-epochs")
+needs the order in which results came in. The parts are folded into the tables
+when the sweep ends, and when a killed driver's sweep resumes.
 
 On resume it starts from the rows on disk. A row still RUNNING belonged to
 the dead driver and becomes INTERRUPTED; Tune restarts it from its checkpoint
@@ -101,6 +102,11 @@ class TableRecorder(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._update(trial, trial_end_status(trial, self.max_t), {})
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        """A failure Tune retries from the trial's checkpoint (a lost node, a killed worker) counts now: the
+        retry may wait a long time for room on a cluster that lost a node."""
+        self._update(trial, table.RUNNING, {})
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._update(trial, table.ERROR, {"error": last_line(trial.error_file) or "trial raised"})
