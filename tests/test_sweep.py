@@ -1,5 +1,6 @@
 """Sweeps end to end, driven through the ``wsl`` command on a real local Ray: Optuna + ASHA, the
-results table, a crashing trial, a killed driver and its resume, promotion, and joining a cluster."""
+results table, a crashing trial, a killed driver and its resume, promotion, joining a cluster, and a trial
+that loses its process or its node."""
 
 import json
 import os
@@ -19,6 +20,8 @@ import pytest
 import ray
 import yaml
 from mlflow import MlflowClient
+from ray._private import ray_constants
+from ray.cluster_utils import Cluster
 from test_importer import trained_public  # noqa: F401 (a fixture)
 
 from wsl import table
@@ -570,3 +573,124 @@ def test_a_multi_node_cluster_needs_shared_storage(env, small_zoo_path, ray_head
     result = wsl(client, "sweep", *tiny(small_zoo_path, "m1"), "--address", address)
     assert result.returncode != 0 and "storage=" in result.stderr
     assert not (Path(env["WSL_RESULTS"]) / "m1").exists()
+
+
+def trial_processes(ancestor: int) -> dict[str, int]:
+    """Trial id -> pid of the Ray worker process running that Tune trial, among the descendants of process
+    ``ancestor`` (a node's raylet, or a driver that started its own Ray). Tune runs each trial in a working
+    directory of its own, which the runner names by the trial id."""
+    parents, trials = {}, {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if (proc / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                trials[Path(os.readlink(proc / "cwd")).name] = int(proc.name)
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid in parents and pid != ancestor:
+            pid = parents[pid]
+        return pid == ancestor
+
+    return {trial: pid for trial, pid in trials.items() if descends(parents.get(pid, 0))}
+
+
+def checkpointed_epochs(directory: Path, running: int) -> pd.DataFrame | None:
+    """The sweep's epoch rows once ``running`` trials are RUNNING and have each recorded a checkpoint, else None."""
+    trials = table.read_trials(directory)
+    epochs = table.read_epochs(directory)  # read second: a trial RUNNING above has all its rows here
+    if trials is None or epochs is None:
+        return None
+    saved = set(epochs.loc[epochs["checkpoint"].notna(), "trial_id"])
+    return epochs if len(saved & set(trials.loc[trials["status"] == "RUNNING", "trial_id"])) >= running else None
+
+
+def assert_resumed_from_checkpoint(directory: Path, before: pd.DataFrame, trial: str, killed_at: float) -> None:
+    """Every epoch row read ``before`` the kill is in the table, and of ``trial``'s epochs reported after
+    ``killed_at`` none is one up to the newest checkpoint it had recorded before."""
+    after = pd.read_parquet(directory / "epochs.parquet").set_index(["trial_id", "epoch"])
+    before = before.set_index(["trial_id", "epoch"])
+    assert before.index.isin(after.index).all()
+    saved = before.loc[trial].dropna(subset=["checkpoint"]).index.max()
+    mine = after.loc[trial]
+    again = mine.index[mine["reported_at"] > killed_at]
+    assert len(again) >= 1 and again.min() > saved, (saved, mine["reported_at"].to_dict(), killed_at)
+
+
+@pytest.fixture
+def two_nodes(env, monkeypatch):
+    """A Ray cluster of two nodes on this machine, a head and a worker of one CPU each, made as Ray's own tests
+    make them (``ray.cluster_utils.Cluster``). Its processes get the module's HOME, where a Ray writes its token,
+    and a temp dir of their own, away from any other Ray on this machine."""
+    monkeypatch.setenv("HOME", env["HOME"])
+    temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp})
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster, worker
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_trial_on_a_lost_node_resumes_from_its_checkpoint_on_another(env, small_zoo_path, two_nodes, tmp_path):
+    """Two trials, one on each node; once both have checkpointed an epoch, the worker node dies: its raylet and
+    the node's other Ray processes SIGKILLed (a preempted spot instance, an OOM-killed raylet), its trial's
+    process gone a second or two later. That trial is retried on the head from the checkpoint it left in the
+    shared ``storage=``, and the sweep ends with both trials run to the end."""
+    cluster, worker = two_nodes
+    directory = Path(env["WSL_RESULTS"]) / "n1"
+    args = tiny(small_zoo_path, "n1", "search.num_samples=2", "scheduler.kind=fifo", "scheduler.max_t=12")
+    args += ["train.optim.batch_size=4", f"storage={tmp_path / 'shared'}", "max_failures=3"]
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen([*WSL, "sweep", *args, "--address", cluster.address], env=env, stdout=out, stderr=out)
+    try:
+        raylet = worker.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        before, lost, deadline = None, {}, time.time() + 300
+        while not lost and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+            before = checkpointed_epochs(directory, running=2)
+            lost = {} if before is None else trial_processes(raylet)
+        assert lost, f"no trial on the worker node had checkpointed while both ran\n{log.read_text()[-3000:]}"
+        cluster.remove_node(worker, allow_graceful=False)
+        killed_at = time.time()
+        assert driver.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        driver.kill()
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    assert (trials["status"] == "TERMINATED").all() and (trials["epochs"] == 12).all()
+    (trial,) = lost
+    assert trials.loc[trial, "failures"] >= 1 and (trials.drop(index=trial)["failures"] == 0).all()
+    assert_resumed_from_checkpoint(directory, before, trial, killed_at)
+
+
+def test_a_killed_trial_process_is_retried_from_its_checkpoint(env, small_zoo_path, tmp_path):
+    """Once a trial has checkpointed an epoch, SIGKILL its worker process alone, as the OOM killer does: the
+    trial is retried from that checkpoint, once, and runs to the end."""
+    directory = Path(env["WSL_RESULTS"]) / "p1"
+    args = tiny(small_zoo_path, "p1", "search.num_samples=1", "scheduler.kind=fifo", "scheduler.max_t=12")
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(
+            [*WSL, "sweep", *args, "train.optim.batch_size=4"], env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        before, running, deadline = None, {}, time.time() + 300
+        while not running and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+            before = checkpointed_epochs(directory, running=1)
+            running = {} if before is None else trial_processes(driver.pid)
+        assert running, f"the trial never ran with a checkpoint\n{log.read_text()[-3000:]}"
+        ((trial, pid),) = running.items()
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
+        assert driver.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    assert trials.loc[trial, ["status", "epochs", "failures"]].tolist() == ["TERMINATED", 12, 1]
+    assert_resumed_from_checkpoint(directory, before, trial, killed_at)
