@@ -9,6 +9,7 @@ $(BIN)/wsl: pyproject.toml
 	$(PY) -m venv .venv
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,cluster]'
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "syne-tune==0.16.0"
 	touch $@
 
 .PHONY: demo test lint
