@@ -88,7 +88,7 @@ def run(job: dict) -> list[dict]:
         train_cfg = replace(with_values(trial_base(cfg), job["values"]), seed=job["seed"], out=out)
 
         def report(metrics: dict) -> None:
-            rows.append({**metrics, "objective": cfg.objective_of(metrics)})
+            rows.append({**metrics, **cfg.objective_values(metrics)})
 
         cpu, wall = time.process_time(), time.perf_counter()
         train(train_cfg, report, zoo=ZOO["zoo"], memo=MEMO)

@@ -23,7 +23,8 @@ from syne_tune.optimizer.schedulers.multiobjective.non_dominated_priority import
     pareto_efficient,
 )
 
-from wsl.sweep.moasha import MultiObjectiveASHA, hypervolume, priority_order, rung_decision
+from wsl.pareto import hypervolume
+from wsl.sweep.moasha import MultiObjectiveASHA, priority_order, rung_decision
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 METRICS = ["agreement", "r2"]

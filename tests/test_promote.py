@@ -10,7 +10,7 @@ import pytest
 from wsl.config import TrainConfig
 from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.promote import aggregate, final_config, pick, promote, promoted_config, trial_seeds
+from wsl.sweep.promote import aggregate, final_config, pick, pick_front, promote, promoted_config, trial_seeds
 
 SOURCE = pd.Series(
     {
@@ -153,3 +153,31 @@ def test_promote_refuses_a_count_below_one_before_reading_anything(tmp_path, opt
 def test_a_token_width_read_back_as_text_promotes_as_a_number():
     row = pd.Series({**SOURCE, "tokens.width": "64"})
     assert promoted_config(row, TrainConfig(), epochs=1, out=Path("out")).tokens.width == 64
+
+
+FRONT = pd.DataFrame(
+    {
+        "trial_id": ["a", "b", "c", "d", "e"],
+        "status": ["TERMINATED", "TERMINATED", "TERMINATED", "TERMINATED", "STOPPED"],
+        "pareto_rank": [0, 0, 0, 1, float("nan")],
+        "rec_agreement_working": [0.90, 0.86, 0.70, 0.60, 0.99],
+        "probe_r2": [0.20, 0.40, 0.60, 0.10, 0.99],
+    }
+)
+OBJECTIVES = ["rec_agreement_working", "probe_r2"]
+
+
+def test_a_multi_objective_sweep_promotes_its_front_kept_spread_when_cut():
+    assert set(pick_front(FRONT, OBJECTIVES, None, None)["trial_id"]) == {"a", "b", "c"}
+    # cut to two: the front's two ends (best on the first objective, then the farthest from it), not a and b
+    assert list(pick_front(FRONT, OBJECTIVES, None, 2)["trial_id"]) == ["a", "c"]
+
+
+def test_a_pick_promotes_the_front_trial_it_keeps_that_is_best_on_the_last_objective():
+    chosen = pick_front(FRONT, OBJECTIVES, "rec_agreement_working >= 0.85", None)
+    assert chosen["trial_id"].tolist() == ["b"] and chosen["pick_value"].tolist() == [0.40]
+
+
+def test_a_pick_that_keeps_no_front_trial_is_refused():
+    with pytest.raises(WslError, match="keeps none of the 3 trials on the front"):
+        pick_front(FRONT, OBJECTIVES, "probe_r2 > 0.9", None)

@@ -7,6 +7,7 @@ drives it on resume: ``setup``, then ``on_step_begin`` with the trials Tune rest
 
 from collections import namedtuple
 
+import pytest
 from ray.tune import Checkpoint
 
 from wsl import table
@@ -116,3 +117,26 @@ def test_a_failure_tune_retries_counts_in_the_row_before_the_retry_starts(tmp_pa
     recorder.on_trial_recover(iteration=2, trials=[trial], trial=trial)
     row = table.read_trials(tmp_path).set_index("trial_id").loc["t"]
     assert (row["status"], row["epochs"], row["failures"]) == (table.RUNNING, 1, 1)
+
+
+def finish(recorder: TableRecorder, trial_id: str, epochs: int, agreement: float, r2: float) -> None:
+    trial = Trial(trial_id)
+    recorder.on_trial_start(iteration=0, trials=[trial], trial=trial)
+    result = {"epoch": epochs, "training_iteration": epochs, "rec_agreement": agreement, "probe_r2": r2}
+    recorder.on_trial_result(iteration=epochs, trials=[trial], trial=trial, result=result)
+    trial.last_result = result
+    recorder.on_trial_complete(iteration=epochs, trials=[trial], trial=trial)
+
+
+def test_a_multi_objective_sweep_keeps_each_full_trials_pareto_rank_current(tmp_path):
+    recorder = TableRecorder(tmp_path, "s", {}, max_t=3, objectives=("rec_agreement", "probe_r2"))
+    recorder.setup()
+    finish(recorder, "a", 3, 0.8, 0.2)
+    finish(recorder, "b", 3, 0.6, 0.1)  # a dominates b
+    finish(recorder, "stopped", 1, 0.9, 0.9)  # stopped at a rung: not comparable, no rank
+    assert table.read_trials(tmp_path).set_index("trial_id")["pareto_rank"].to_dict() == pytest.approx(
+        {"a": 0, "b": 1, "stopped": float("nan")}, nan_ok=True
+    )
+    finish(recorder, "c", 3, 0.9, 0.3)  # c dominates both: every rank moves
+    ranks = table.read_trials(tmp_path).set_index("trial_id")["pareto_rank"]
+    assert ranks[["a", "b", "c"]].tolist() == [1, 2, 0]

@@ -295,6 +295,19 @@ def test_importance_ranks_the_parameter_that_drives_the_objective(tmp_path):
     assert result == parameter_importances(frame, ["loss.gamma", "loss.beta"], {})  # seeded: deterministic
 
 
+def test_importance_reads_a_mixed_choice_the_table_keeps_as_text():
+    """The default space's tokens.width is [32, row]: parquet keeps the column as text ('32')."""
+    from wsl.report import parameter_importances
+    from wsl.sweep.config import Param
+
+    rng = np.random.default_rng(2)
+    width = rng.choice(["32", "row"], 30)
+    frame = pd.DataFrame({"tokens.width": width, "loss.beta": rng.uniform(0, 1, 30)})
+    frame["objective"] = (width == "row") + 0.01 * frame["loss.beta"]
+    result = parameter_importances(frame, ["tokens.width", "loss.beta"], {"tokens.width": Param(choices=[32, "row"])})
+    assert all(values["tokens.width"] > 0.8 for values in result.values())
+
+
 def test_missing_sweep_names_the_path(tmp_path):
     with pytest.raises(WslError, match=re.escape(str(tmp_path / "nope" / "trials.parquet"))):
         write_report("nope", root=tmp_path)

@@ -228,23 +228,22 @@ def test_pareto_front_of_the_trials_ignores_the_errored_trial(trials):
 
 
 def dominates(p, q) -> bool:
-    return p[0] >= q[0] and p[1] >= q[1] and (p[0] > q[0] or p[1] > q[1])
+    return all(a >= b for a, b in zip(p, q, strict=True)) and any(a > b for a, b in zip(p, q, strict=True))
 
 
-@given(
-    st.lists(
-        st.tuples(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, float("nan")]), st.floats(-1, 1)),
-        max_size=30,
-    )
-)
-@settings(derandomize=True, max_examples=200)
-def test_pareto_front_is_exactly_the_non_dominated_rows(points):
-    frame = pd.DataFrame(points, columns=["x", "y"], dtype=float)
-    front = list(pareto_front(frame, x="x", y="y").itertuples(index=False, name=None))
-    valid = [p for p in points if not (math.isnan(p[0]) or math.isnan(p[1]))]
+VALUE = st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, float("nan")]) | st.floats(-1, 1)
+
+
+@given(st.integers(2, 3).flatmap(lambda k: st.lists(st.tuples(*[VALUE] * k), max_size=30)))
+@settings(derandomize=True, max_examples=300)
+def test_pareto_front_is_exactly_the_non_dominated_rows_on_two_or_three_columns(points):
+    columns = ["x", "y", "z"][: len(points[0])] if points else ["x", "y"]
+    frame = pd.DataFrame(points, columns=columns, dtype=float)
+    front = list(pareto_front(frame, *columns).itertuples(index=False, name=None))
+    valid = [p for p in points if not any(math.isnan(v) for v in p)]
     assert not any(dominates(p, f) for f in front for p in valid)
     assert all(any(dominates(f, p) for f in front) for p in valid if p not in front)
-    assert [f[0] for f in front] == sorted(f[0] for f in front)
+    assert front == sorted(front)
 
 
 # ---------------------------------------------------------------- render, export, watch

@@ -243,8 +243,39 @@ def test_a_sweep_warm_started_from_an_earlier_one_holds_its_trials_before_its_ow
 
 def test_a_warm_start_from_a_sweep_with_another_objective_is_refused(env, finished, small_zoo_path):
     result = wsl(env, "sweep", *tiny(small_zoo_path, "w2", "search.warm_start=s1", "objective=probe_r2"))
-    assert result.returncode == 2 and "sweep 's1' was judged by another objective" in result.stderr
+    assert result.returncode == 2 and "sweep 's1' was judged by other objectives" in result.stderr
     assert not (Path(env["WSL_RESULTS"]) / "w2").exists()
+
+
+@pytest.fixture(scope="module")
+def multi(env, small_zoo_path):
+    """A real multi-objective sweep: TPE on two objectives, the multi-objective ASHA stopping trials."""
+    result = wsl(env, "sweep", *tiny(small_zoo_path, "mo", "objective=[rec_agreement,probe_r2]", "search.seed=1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(env["WSL_RESULTS"]) / "mo", result
+
+
+def test_a_multi_objective_sweep_ranks_the_trials_that_reached_max_t_by_dominance(multi):
+    directory, result = multi
+    trials = table.read_trials(directory).set_index("trial_id")
+    full = trials[trials["status"] == "TERMINATED"]
+    points = full[["rec_agreement", "probe_r2"]].to_numpy()
+    beaten = [sum(((q >= p).all() and (q > p).any()) for q in points) > 0 for p in points]
+    assert len(full) >= 2 and (full["pareto_rank"] > 0).tolist() == beaten
+    assert trials.loc[trials["status"] == "STOPPED", "pareto_rank"].isna().all()
+    assert "front " in result.stdout  # the live view counts the front, not a best objective
+    study = optuna.load_study(study_name="mo", storage=study_storage(directory / "optuna.journal"))
+    assert len(study.directions) == 2 and len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == len(full)
+
+
+def test_results_of_a_multi_objective_sweep_list_its_front_first_and_pareto_keeps_only_it(env, multi):
+    trials = table.read_trials(multi[0])
+    front = sorted(trials.loc[trials["pareto_rank"] == 0, "trial_id"])
+    listed = wsl(env, "results", "mo", "--columns", "trial_id,pareto_rank")
+    printed = re.findall(r"^│ (\S+) +│", listed.stdout, flags=re.MULTILINE)
+    assert listed.returncode == 0 and sorted(printed[: len(front)]) == front and len(printed) == len(trials)
+    pareto = wsl(env, "results", "mo", "--pareto", "--columns", "trial_id")
+    assert sorted(re.findall(r"^│ (\S+) +│", pareto.stdout, flags=re.MULTILINE)) == front
 
 
 def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
@@ -694,3 +725,10 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(env, small_zoo_pa
     trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
     assert trials.loc[trial, ["status", "epochs", "failures"]].tolist() == ["TERMINATED", 12, 1]
     assert_resumed_from_checkpoint(directory, before, trial, killed_at)
+
+
+def test_the_report_of_a_multi_objective_sweep_draws_its_front_and_hypervolume(env, multi):
+    result = wsl(env, "report", "mo")
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (multi[0] / "report" / "report.html").read_text()
+    assert 'id="fig-hypervolume"' in text and "Pareto front: rec_agreement vs probe_r2" in text

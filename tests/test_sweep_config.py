@@ -67,7 +67,8 @@ def test_a_fixed_value_is_set_not_searched():
 
 
 def test_objective_is_a_weighted_sum():
-    assert sweep("objective=probe_r2 + 0.25*rec_acc_ratio").weights() == {"probe_r2": 1.0, "rec_acc_ratio": 0.25}
+    cfg = sweep("objective=probe_r2 + 0.25*rec_acc_ratio")
+    assert cfg.objectives() == {"objective": {"probe_r2": 1.0, "rec_acc_ratio": 0.25}} and not cfg.multi_objective
 
 
 def test_points_to_evaluate_take_unnamed_knobs_from_the_base_config():
@@ -120,3 +121,35 @@ def test_a_config_in_a_folder_composes_at_the_top_with_overrides(tmp_path, monke
 
 def test_a_sweep_yaml_of_the_first_format_without_a_zoo_key_takes_the_default():
     assert upgrade({"name": "old"})["train"]["zoo"] == SweepConfig.zoo
+
+
+def test_a_list_of_objectives_makes_a_multi_objective_sweep_each_a_column():
+    cfg = sweep("objective=[rec_agreement, 0.5*probe_r2 + 0.5*probe_tau]")
+    assert cfg.multi_objective
+    assert cfg.objectives() == {
+        "rec_agreement": {"rec_agreement": 1.0},
+        "objective_2": {"probe_r2": 0.5, "probe_tau": 0.5},
+    }
+    metrics = {"rec_agreement": 0.8, "probe_r2": 0.4, "probe_tau": 0.2}
+    assert cfg.objective_values(metrics) == pytest.approx({"rec_agreement": 0.8, "objective_2": 0.3})
+
+
+def test_a_list_of_one_objective_is_that_objective():
+    cfg = sweep("objective=[probe_r2]")
+    assert (
+        cfg.objective == "probe_r2" and not cfg.multi_objective and cfg.objectives() == {"objective": {"probe_r2": 1.0}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("objective=[probe_r2, 1*probe_r2]", "names probe_r2 twice"),
+        ("objective=[probe_r2, test_rec_agreement]", "a figure on the test models"),
+        ("objective=[probe_r2, 1]", "give a weighted sum of metrics, or a list of them"),
+        ("search.algorithm=nsga2", "nsga2 needs several objectives"),
+    ],
+)
+def test_bad_objective_lists_name_the_value(override, message):
+    with pytest.raises(WslError, match=message):
+        sweep(override)

@@ -100,7 +100,7 @@ def test_globs_match_several_sweeps_but_never_the_new_one(tmp_path):
 
 def test_another_objective_is_refused_naming_the_sweep(tmp_path):
     earlier(tmp_path, objective="0.5*rec_acc_ratio + 0.5*probe_r2")
-    with pytest.raises(WslError, match="sweep 'old' was judged by another objective"):
+    with pytest.raises(WslError, match="sweep 'old' was judged by other objectives"):
         warmstart.seeds(sweep("search.warm_start=old"), tmp_path)
 
 

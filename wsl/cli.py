@@ -95,12 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="query sweep results tables")
     results.add_argument("name", help="sweep name, or a glob over names ('paper-*')")
     results.add_argument("--where", help='pandas query, e.g. "beta < 0.5 and probe_r2 > 0.8"')
-    results.add_argument("--sort", help="column to sort by, descending (default: objective)")
+    results.add_argument(
+        "--sort", help="column to sort by, descending (default: objective; pareto_rank for several objectives)"
+    )
     results.add_argument("--ascending", action="store_true")
     results.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     results.add_argument("--columns", help="comma-separated columns to show")
     results.add_argument("--epochs", action="store_true", help="query the per-epoch table instead of trials")
-    results.add_argument("--pareto", action="store_true", help="only the Pareto front of rec_agreement vs probe_r2")
+    results.add_argument(
+        "--pareto",
+        action="store_true",
+        help="only the Pareto front: of the sweep's objectives (several), else of rec_agreement vs probe_r2",
+    )
     results.add_argument("--export", type=Path, metavar="FILE", help="also write the rows to FILE (.csv or .json)")
     results.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS", help="refresh until Ctrl-C")
     results.set_defaults(run=results_run)
@@ -117,7 +123,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--race-k", type=int, default=3, help="candidates of --rule race (default 3)")
     promote.add_argument("--trial", help="promote this trial id instead")
-    promote.add_argument("--top-k", type=int, default=1, help="promote the k best trials")
+    promote.add_argument(
+        "--top-k", type=int, help="promote the k best trials (default 1; several objectives: the whole front)"
+    )
+    promote.add_argument(
+        "--pick",
+        metavar="WHERE",
+        help="several objectives: the front trial this --where expression keeps that is best on the last objective, "
+        'e.g. "rec_agreement_working >= 0.85"',
+    )
     promote.add_argument("--seeds", type=int, default=3, help="final runs, one per seed (default 3)")
     promote.add_argument("--epochs", type=int, help="epochs of the final runs (default: the training config's)")
     promote.add_argument("--address", help="Ray cluster to run the seeds on (default: $RAY_ADDRESS, else local)")
@@ -288,7 +302,7 @@ def results_run(args) -> None:
     if note:
         print(note, file=sys.stderr)
     if args.pareto:
-        frame = results.pareto_front(frame)
+        frame = results.front(frame, results.objectives(args.name))
     rows = results.query(frame, top=args.top, **query)
     if args.export:
         results.export(results.query(frame, **query), args.export)
@@ -322,6 +336,7 @@ def promote_run(args) -> None:
         address=args.address,
         rule=args.rule or DEFAULT,
         race_k=args.race_k,
+        where=args.pick,
     ):
         title = (
             f"promoted {row['source_trial']} of {args.name}: picked by {row['pick_rule']} {row['pick_metric']} "

@@ -19,6 +19,15 @@ is a validation figure; a test figure reports on what was picked.
 
 OBJECTIVE = "objective"
 """The column of a sweep's objective (its weighted sum of ``SCORES``): what Optuna and ASHA are told, each epoch."""
+PARETO_RANK = "pareto_rank"
+"""A multi-objective sweep's trial's non-dominated rank among the trials that reached ``max_t`` (0: on the front)."""
+
+
+def is_objective(column: str) -> bool:
+    """Whether ``column`` holds an objective: ``objective``, or a weighted sum among several (``objective_2``)."""
+    head, _, position = column.partition("_")
+    return column == OBJECTIVE or (head == OBJECTIVE and position.isdigit())
+
 
 WORKING_ACC = 0.5
 """Test accuracy from which an original counts as *working* (below it: *broken*, never learned): the default of

@@ -14,7 +14,8 @@ fails with the names that exist, before any work is done.
 
     >>> trials = load("paper-*")
     >>> query(trials, where="beta < 0.5 and probe_r2 > 0.8", sort="rec_acc_ratio", top=5)
-    >>> pareto_front(trials)
+    >>> pareto_front(trials)                      # rec_agreement vs probe_r2
+    >>> pareto_front(trials, *objectives("mo-*"))  # a multi-objective sweep's own front
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from wsl import pareto
 from wsl import table as tables
 from wsl.atomic import write_file
 from wsl.errors import WslError
-from wsl.metrics import BEST, END, EPOCH, FINAL, OBJECTIVE, SHOWN
+from wsl.metrics import BEST, END, EPOCH, FINAL, OBJECTIVE, PARETO_RANK, SHOWN, is_objective
+from wsl.sweep.config import objectives as sweep_objectives
 from wsl.table import BOOKKEEPING, results_root
 
 TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
@@ -150,6 +154,8 @@ def query(
     """
     if top is not None and top < 1:
         raise WslError(f"top={top} must be >= 1")
+    if sort is None and PARETO_RANK in df.columns:  # a multi-objective sweep: its front first
+        sort, ascending = PARETO_RANK, True
     by = _sort_columns(df, sort)
     keep = [resolve(df, c) for c in columns] if columns else None
     if where:
@@ -221,19 +227,41 @@ def _split_attribute(df: pd.DataFrame, name: str) -> tuple[str, str]:
     return resolve(df, head), "." + rest
 
 
-def pareto_front(df: pd.DataFrame, x: str = "rec_agreement", y: str = "probe_r2") -> pd.DataFrame:
-    """The rows no other row beats on both ``x`` and ``y`` (higher is better), sorted by ``x``.
+def pareto_front(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """The rows no other row beats on every one of ``columns`` (higher is better; default ``rec_agreement``
+    and ``probe_r2``), sorted by them in order.
 
-    A row is dominated when another is at least as good on both and better on
-    one; equal points are all kept. Rows with NaN in ``x`` or ``y`` are ignored.
+    A row is dominated when another is at least as good on all and better on
+    one; equal points are all kept. Rows with NaN in any column are ignored.
     """
-    x, y = resolve(df, x), resolve(df, y)
-    rows = df.dropna(subset=[x, y])
-    best_y = rows.groupby(x)[y].max().sort_index(ascending=False)  # per x value, descending x
-    above = best_y.cummax().shift(1)  # best y among rows with a strictly larger x
-    beaten_above = rows[x].map(above) >= rows[y]
-    on_front = (rows[y] == rows[x].map(best_y)) & ~beaten_above
-    return rows[on_front].sort_values([x, y], kind="stable").reset_index(drop=True)
+    columns = [resolve(df, c) for c in columns or ("rec_agreement", "probe_r2")]
+    rows = df.dropna(subset=columns)
+    front = rows[pareto.on_front(rows[columns].to_numpy(dtype=float).reshape(len(rows), len(columns)))]
+    return front.sort_values(columns, kind="stable").reset_index(drop=True)
+
+
+def objectives(name: str, root: Path | str | None = None) -> list[str]:
+    """The objective columns of the sweeps ``name`` matches (``objective``, or a multi-objective sweep's
+    several), from their ``sweep.yaml``; sweeps judged by different objectives are an error."""
+    root = Path(root if root is not None else results_root())
+    found = {}
+    for directory in _sweep_dirs(name, root):
+        path = directory / tables.SWEEP_FILE
+        saved = yaml.safe_load(path.read_text()) if path.is_file() else None
+        if isinstance(saved, dict) and "objective" in saved:
+            found[directory.name] = list(sweep_objectives(saved["objective"]))
+    kinds = {tuple(v) for v in found.values()}
+    if len(kinds) > 1:
+        raise WslError(f"sweeps {', '.join(found)} have different objectives {sorted(kinds)}: query one at a time")
+    return list(kinds.pop()) if kinds else [OBJECTIVE]
+
+
+def front(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``--pareto``: with several objective ``columns``, the front of the trials that reached ``max_t`` (at their
+    last epoch: comparable figures) on them; with one, the front of ``rec_agreement`` vs ``probe_r2``."""
+    if len(columns) < 2:
+        return pareto_front(df)
+    return pareto_front(df[df["status"] == tables.TERMINATED], *columns)
 
 
 # ---------------------------------------------------------------- showing
@@ -244,9 +272,15 @@ def default_columns(df: pd.DataFrame) -> list[str]:
     ids = [c for c in ("trial_id", "status") if c in df.columns]
     if "sweep" in df.columns and df["sweep"].nunique() > 1:
         ids.insert(0, "sweep")
-    config = [c for c in df.columns if c not in NOT_CONFIG and not str(c).endswith(SPREAD) and _varies(df[c])]
+    config = [
+        c
+        for c in df.columns
+        if c not in NOT_CONFIG and not is_objective(str(c)) and not str(c).endswith(SPREAD) and _varies(df[c])
+    ]
     progress = ["epochs"] if "epochs" in df.columns else ["epoch"] if "epoch" in df.columns else []
-    return [*ids, *config, *progress, *(m for m in SHOWN if m in df.columns)]
+    ranked = [PARETO_RANK] if PARETO_RANK in df.columns else []
+    objective = [c for c in df.columns if is_objective(c) and c not in SHOWN]
+    return [*ids, *config, *progress, *ranked, *objective, *(m for m in SHOWN if m in df.columns)]
 
 
 def _varies(column: pd.Series) -> bool:

@@ -41,7 +41,7 @@ import yaml
 
 from wsl.atomic import write_file
 from wsl.errors import WslError
-from wsl.metrics import BEST, EPOCH, OBJECTIVE
+from wsl.metrics import BEST, EPOCH, PARETO_RANK, is_objective
 
 TRIALS, EPOCHS = "trials.parquet", "epochs.parquet"
 PARTS = {TRIALS: "trials.parts", EPOCHS: "epochs.parts"}  # rows a running sweep appended, not yet folded in
@@ -84,6 +84,7 @@ BOOKKEEPING = (
     "race_values",
     "promoted_seeds",
     "metrics_split",
+    PARETO_RANK,
 )
 """Who, state and provenance: the columns of a row that are neither config nor metric."""
 
@@ -330,7 +331,7 @@ def progress(history: list[dict]) -> dict:
     """What a trial's row says of its epoch rows ``history`` (in epoch order): the last epoch's figures (and
     where its checkpoint is), the best of each ``BEST`` metric over them, and how many epochs it ran."""
     last = history[-1] if history else {}
-    out = {k: last[k] for k in (*EPOCH, OBJECTIVE, "wall_time_s", "checkpoint") if k in last}
+    out = {k: v for k, v in last.items() if k in (*EPOCH, "wall_time_s", "checkpoint") or is_objective(k)}
     for name in BEST:
         values = [r[name] for r in history if pd.notna(r.get(name))]
         out[f"best_{name}"] = max(values) if values else float("nan")

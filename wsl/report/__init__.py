@@ -5,8 +5,11 @@ Everything comes from the sweep's results table (``trials.parquet``,
 present; names and statuses as ``wsl.table`` defines them): nothing is
 re-trained. Sections, each a figure or a note saying why it is empty:
 
-- ``pareto``: ``rec_agreement`` vs ``probe_r2`` per trial, coloured by ``beta``,
-  the Pareto front and the promoted trial marked;
+- ``pareto``: ``rec_agreement`` vs ``probe_r2`` per trial (a multi-objective
+  sweep: its first two objectives), coloured by ``beta``, the Pareto front and
+  the promoted trial marked;
+- ``hypervolume`` (several objectives): the hypervolume of the front over trials
+  and over time;
 - ``weighting``: ``gamma`` x ``beta`` coloured by the objective;
 - ``importance``: Optuna's fANOVA and mean-decrease-impurity importances of the
   searched parameters for the objective, over the trials that ran to ``max_t``
@@ -36,12 +39,13 @@ import pandas as pd
 
 from wsl import atomic, table
 from wsl.errors import WslError
+from wsl.metrics import OBJECTIVE
 from wsl.report import sections
 from wsl.report.importance import parameter_importances
 from wsl.report.page import render_page
 from wsl.report.png import write_pngs
 from wsl.report.promoted import promoted_sections
-from wsl.sweep.config import searched, space_params
+from wsl.sweep.config import objectives, searched, space_params
 
 __all__ = ["parameter_importances", "write_report"]
 
@@ -60,13 +64,16 @@ def write_report(name: str, root: Path | None = None, top: int = 10, *, png: boo
     promoted = trials[trials["status"] == table.PROMOTED]
     runs = trials[trials["status"] != table.PROMOTED]
     space = searched(space_params(sweep.get("space") or {}))
+    columns = list(objectives(sweep["objective"])) if "objective" in sweep else [OBJECTIVE]
+    first = columns[0]  # several objectives: the per-objective figures show the first
     content = [
-        sections.pareto(runs, promoted),
-        sections.weighting(runs, space),
-        sections.importance(runs, space),
-        sections.curves(runs, epochs, sweep),
+        sections.pareto(runs, promoted, *columns[:2]) if len(columns) > 1 else sections.pareto(runs, promoted),
+        *([sections.hypervolume(runs, epochs, columns)] if len(columns) > 1 else []),
+        sections.weighting(runs, space, first),
+        sections.importance(runs, space, first),
+        sections.curves(runs, epochs, sweep, first),
         *promoted_sections(directory, promoted),
-        sections.top_trials(runs, promoted, space, top, table.metrics_split(directory)),
+        sections.top_trials(runs, promoted, space, top, table.metrics_split(directory), first),
     ]
 
     def fill(tmp: Path) -> None:

@@ -18,7 +18,7 @@ from wsl.sweep.config import Param
 
 
 def parameter_importances(
-    finished: pd.DataFrame, params: list[str], space: dict[str, Param]
+    finished: pd.DataFrame, params: list[str], space: dict[str, Param], objective: str = OBJECTIVE
 ) -> dict[str, dict[str, float]]:
     """Build an Optuna study from finished rows and evaluate importances (deterministic: seeded evaluators).
 
@@ -30,7 +30,7 @@ def parameter_importances(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per report
     try:
-        study = _study(finished, params, space)
+        study = _study(finished, params, space, objective)
         evaluators = {
             "fANOVA": FanovaImportanceEvaluator(seed=0),
             "mean decrease impurity": MeanDecreaseImpurityImportanceEvaluator(seed=0),
@@ -43,19 +43,19 @@ def parameter_importances(
         optuna.logging.set_verbosity(verbosity)
 
 
-def _study(finished: pd.DataFrame, params: list[str], space: dict[str, Param]):
+def _study(finished: pd.DataFrame, params: list[str], space: dict[str, Param], objective: str):
     """One complete Optuna trial per row, with the parameters that row has (a trial may predate a parameter)."""
     import optuna
 
     distributions = {p: _distribution(finished[p].dropna(), space.get(p, Param())) for p in params}
     study = optuna.create_study(direction="maximize")
     for _, row in finished.iterrows():
-        present = {p: _plain(row[p]) for p in params if pd.notna(row[p])}
+        present = {p: _as_choice(_plain(row[p]), distributions[p]) for p in params if pd.notna(row[p])}
         study.add_trial(
             optuna.trial.create_trial(
                 params=present,
                 distributions={p: distributions[p] for p in present},
-                value=float(row[OBJECTIVE]),
+                value=float(row[objective]),
             )
         )
     return study
@@ -79,6 +79,13 @@ def _distribution(values: pd.Series, spec: Param):
     if spec.integer or pd.api.types.is_integer_dtype(values):
         return IntDistribution(int(math.floor(low)), int(math.ceil(high)), log=log)
     return FloatDistribution(low, high, log=log)
+
+
+def _as_choice(value, distribution):
+    """A categorical value as its distribution's choice: the table keeps a column of mixed choices
+    (``tokens.width`` 32 or ``row``) as text, the sweep's space as they were written."""
+    choices = getattr(distribution, "choices", None)
+    return next((c for c in choices if str(c) == str(value)), value) if choices else value
 
 
 def _plain(value):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from wsl import metrics, table
+from wsl import pareto as pareto_math
 from wsl.errors import WslError
 from wsl.metrics import OBJECTIVE
 from wsl.report import page
@@ -24,6 +25,7 @@ from wsl.sweep.config import Param
 
 METRIC_COLUMNS = (OBJECTIVE, *metrics.SCORES)
 X, Y = "rec_agreement", "probe_r2"  # the Pareto front's axes, both maximised: faithful and predictive
+AXES = {X: "share of inputs where reconstruction and original agree", Y: "linear probe R²"}
 # filled symbols only: plotly.js mis-handles open symbols coloured through a colour axis (console warnings)
 SYMBOLS = {table.TERMINATED: "circle", table.STOPPED: "diamond", table.RUNNING: "triangle-up"}
 PLOTTED = tuple(SYMBOLS)  # the statuses with a symbol; failed or interrupted trials stay out of the scatter plots
@@ -32,21 +34,22 @@ COLOURS = {table.TERMINATED: "#1f77b4", table.STOPPED: "#ff7f0e", table.RUNNING:
 HEIGHT = 560  # figure height in pixels, on the page and in the PNGs
 
 
-def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:
-    """Reconstruction vs probe quality per trial: the trade-off the loss weighting moves along."""
+def pareto(runs: pd.DataFrame, promoted: pd.DataFrame, x: str = X, y: str = Y) -> Section:
+    """Reconstruction vs probe quality per trial (or a multi-objective sweep's first two objectives): the
+    trade-off the loss weighting moves along."""
     import plotly.graph_objects as go
 
-    section = Section("pareto", "Pareto front: reconstruction vs probe")
-    points = finite(runs[runs["status"].isin(PLOTTED)], X, Y)
+    section = Section("pareto", f"Pareto front: {x} vs {y}")
+    points = finite(runs[runs["status"].isin(PLOTTED)], x, y)
     if points.empty:
-        section.notes.append(f"No trial has reported {X} and {Y} yet.")
+        section.notes.append(f"No trial has reported {x} and {y} yet.")
         return section
-    fig = go.Figure(_by_status(points, X, Y, column(points, "beta"), "Viridis", size=10))
-    front = pareto_front(points, X, Y)
+    fig = go.Figure(_by_status(points, x, y, column(points, "beta"), "Viridis", size=10))
+    front = pareto_front(points, x, y)
     fig.add_trace(
         go.Scatter(
-            x=front[X],
-            y=front[Y],
+            x=front[x],
+            y=front[y],
             mode="lines",
             name="Pareto front",
             line=dict(color="#444", dash="dash"),
@@ -55,15 +58,15 @@ def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:
     )
     chosen = points[points["trial_id"].isin(promoted_sources(promoted))]
     if not chosen.empty:
-        fig.add_trace(_promoted_trials(chosen))
-    final = finite(promoted, X, Y)
+        fig.add_trace(_promoted_trials(chosen, x, y))
+    final = finite(promoted, x, y)
     if final.empty:
         section.notes.append("No promoted run yet: `wsl promote` marks the promoted trial here.")
     else:
-        fig.add_trace(_final_runs(final))
+        fig.add_trace(_final_runs(final, x, y))
     fig.update_layout(
-        xaxis_title=f"{X} (share of inputs where reconstruction and original agree)",
-        yaxis_title=f"{Y} (linear probe R²)",
+        xaxis_title=f"{x} ({AXES[x]})" if x in AXES else x,
+        yaxis_title=f"{y} ({AXES[y]})" if y in AXES else y,
     )
     section.notes.append(
         f"{len(points)} trials, {len(front)} on the front (both axes maximised; last reported values). "
@@ -73,13 +76,13 @@ def pareto(runs: pd.DataFrame, promoted: pd.DataFrame) -> Section:
     return section
 
 
-def _promoted_trials(chosen: pd.DataFrame):
+def _promoted_trials(chosen: pd.DataFrame, x: str, y: str):
     """A star on each trial that ``wsl promote`` picked."""
     import plotly.graph_objects as go
 
     return go.Scatter(
-        x=chosen[X],
-        y=chosen[Y],
+        x=chosen[x],
+        y=chosen[y],
         mode="markers+text",
         name="promoted trial",
         text=[f"promoted {t}" for t in chosen["trial_id"]],
@@ -88,22 +91,53 @@ def _promoted_trials(chosen: pd.DataFrame):
     )
 
 
-def _final_runs(final: pd.DataFrame):
+def _final_runs(final: pd.DataFrame, x: str, y: str):
     """The promoted runs' seed means, with their spread: where the chosen config really lands."""
     import plotly.graph_objects as go
 
     return go.Scatter(
-        x=final[X],
-        y=final[Y],
+        x=final[x],
+        y=final[y],
         mode="markers",
         name="promoted final run (mean ± std over seeds)",
-        error_x=_error(final, X),
-        error_y=_error(final, Y),
+        error_x=_error(final, x),
+        error_y=_error(final, y),
         marker=dict(symbol="star-diamond", size=14, color="crimson", line=dict(color="black", width=1)),
     )
 
 
-def weighting(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
+def hypervolume(runs: pd.DataFrame, epochs: pd.DataFrame | None, objectives: list[str]) -> Section:
+    """How much of the objective space the front covered as trials finished: the hypervolume of the trials
+    that ran to ``max_t``, after each one (and against the sweep's seconds), above 0 on every objective."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    section = Section("hypervolume", "Hypervolume of the front over trials and time")
+    full = finite(runs[runs["status"] == table.TERMINATED], *objectives)
+    if full.empty or epochs is None or "reported_at" not in epochs:
+        section.notes.append("No trial has run to max_t yet.")
+        return section
+    start = epochs["reported_at"].min()
+    ended = epochs.groupby("trial_id")["reported_at"].max()
+    full = full.assign(ended=full["trial_id"].map(ended) - start).sort_values("ended", kind="stable")
+    points = full[objectives].to_numpy(dtype=float)
+    reference = np.zeros(len(objectives))
+    volume = [pareto_math.hypervolume(points[: i + 1], reference) for i in range(len(points))]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("over trials that ran to max_t", "over the sweep's time"))
+    fig.add_trace(go.Scatter(x=list(range(1, len(volume) + 1)), y=volume, mode="lines+markers", name="trials"), 1, 1)
+    fig.add_trace(go.Scatter(x=full["ended"] / 60, y=volume, mode="lines+markers", name="minutes"), 1, 2)
+    fig.update_xaxes(title_text="trials that ran to max_t", row=1, col=1)
+    fig.update_xaxes(title_text="minutes since the first result", row=1, col=2)
+    fig.update_yaxes(title_text="hypervolume", row=1, col=1)
+    section.notes.append(
+        f"Volume dominated by the front of {', '.join(objectives)} above the reference point 0 on each (an R² "
+        f"of 0 predicts no better than the mean), after each of the {len(full)} trials that ran to max_t."
+    )
+    section.figures["hypervolume"] = style(fig)
+    return section
+
+
+def weighting(runs: pd.DataFrame, space: dict[str, Param], objective: str = OBJECTIVE) -> Section:
     """The objective over the two loss weights, to see which region of the weighting pays."""
     import plotly.graph_objects as go
 
@@ -112,11 +146,11 @@ def weighting(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
     if not gamma or not beta:
         section.notes.append("The results table has no gamma/beta columns.")
         return section
-    points = finite(runs[runs["status"].isin(PLOTTED)], gamma, beta, OBJECTIVE)
+    points = finite(runs[runs["status"].isin(PLOTTED)], gamma, beta, objective)
     if points.empty:
         section.notes.append("No trial has reported an objective yet.")
         return section
-    fig = go.Figure(_by_status(points, gamma, beta, OBJECTIVE, "Plasma", size=14))
+    fig = go.Figure(_by_status(points, gamma, beta, objective, "Plasma", size=14))
     fig.update_layout(xaxis_title="gamma (contrastive weight)", yaxis_title="beta (structural share of the rest)")
     if gamma in space and space[gamma].log:
         fig.update_xaxes(type="log")
@@ -156,7 +190,7 @@ def _by_status(points: pd.DataFrame, x: str, y: str, colour: str | None, scale: 
     return traces
 
 
-def importance(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
+def importance(runs: pd.DataFrame, space: dict[str, Param], objective: str = OBJECTIVE) -> Section:
     """Which searched parameters the objective depends on, over the trials that ran to ``max_t``.
 
     ASHA-stopped trials are left out: the study saw them as pruned, and their
@@ -165,7 +199,7 @@ def importance(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
     import plotly.graph_objects as go
 
     section = Section("importance", "Parameter importance for the objective")
-    finished = finite(runs[runs["status"] == table.TERMINATED], OBJECTIVE)
+    finished = finite(runs[runs["status"] == table.TERMINATED], objective)
     params = [p for p in searched(runs, space) if finished[p].dropna().astype(str).nunique() > 1]
     if len(finished) < 2 or not params:
         section.notes.append(
@@ -174,7 +208,7 @@ def importance(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
             f"{'' if params else ' and no parameter that varies among them'}."
         )
         return section
-    importances = parameter_importances(finished, params, space)
+    importances = parameter_importances(finished, params, space, objective)
     fig = go.Figure()
     order = sorted(params, key=lambda p: importances["fANOVA"].get(p, 0.0))
     for evaluator, values in importances.items():
@@ -197,21 +231,21 @@ def importance(runs: pd.DataFrame, space: dict[str, Param]) -> Section:
     return section
 
 
-def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Section:
+def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict, objective: str = OBJECTIVE) -> Section:
     """The objective per epoch and trial: how ASHA's early stops compare with the trials that went on."""
     import plotly.graph_objects as go
 
     section = Section("curves", "Learning curves of the objective")
-    if epochs is None or epochs.empty or not {"trial_id", "epoch", OBJECTIVE} <= set(epochs.columns):
+    if epochs is None or epochs.empty or not {"trial_id", "epoch", objective} <= set(epochs.columns):
         section.notes.append("No per-epoch results (epochs.parquet) yet.")
         return section
-    epochs = finite(epochs.assign(trial_id=epochs["trial_id"].astype(str)), "epoch", OBJECTIVE)
+    epochs = finite(epochs.assign(trial_id=epochs["trial_id"].astype(str)), "epoch", objective)
     epochs = epochs.sort_values(["trial_id", "epoch"])
     status = dict(zip(runs["trial_id"], runs["status"], strict=False))
     fig, shown = go.Figure(), set()
     for trial_id, curve in epochs.groupby("trial_id", sort=True):
         kind = status.get(trial_id, table.RUNNING)
-        fig.add_trace(_curve(trial_id, curve, kind, legend=kind not in shown))
+        fig.add_trace(_curve(trial_id, curve, kind, legend=kind not in shown, objective=objective))
         shown.add(kind)
     last = epochs.groupby("trial_id", sort=True).tail(1)
     stops = last[last["trial_id"].map(status) == table.STOPPED]
@@ -219,7 +253,7 @@ def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Sect
         fig.add_trace(
             go.Scatter(
                 x=stops["epoch"],
-                y=stops[OBJECTIVE],
+                y=stops[objective],
                 mode="markers",
                 name="stopped by ASHA",
                 text=stops["trial_id"],
@@ -230,20 +264,20 @@ def curves(runs: pd.DataFrame, epochs: pd.DataFrame | None, sweep: dict) -> Sect
     rungs = _rungs(sweep.get("scheduler") or {})
     for rung in rungs:
         fig.add_vline(x=rung, line=dict(color="#bbb", dash="dot", width=1))
-    fig.update_layout(xaxis_title="epoch", yaxis_title="objective")
+    fig.update_layout(xaxis_title="epoch", yaxis_title=objective)
     if rungs:
         section.notes.append("Dotted lines: ASHA's rungs (grace period × reduction factorᵏ).")
     section.figures["curves"] = style(fig)
     return section
 
 
-def _curve(trial_id: str, curve: pd.DataFrame, kind: str, legend: bool):
+def _curve(trial_id: str, curve: pd.DataFrame, kind: str, legend: bool, objective: str):
     """One trial's line, coloured by status; one legend entry per status, not per trial."""
     import plotly.graph_objects as go
 
     return go.Scatter(
         x=curve["epoch"],
-        y=curve[OBJECTIVE],
+        y=curve[objective],
         mode="lines+markers",
         name=STATUS_NAMES.get(kind, kind),
         legendgroup=kind,
@@ -274,13 +308,21 @@ def _rungs(scheduler: dict) -> list[int]:
 
 
 def top_trials(
-    runs: pd.DataFrame, promoted: pd.DataFrame, space: dict[str, Param], top: int, split: str = "val"
+    runs: pd.DataFrame,
+    promoted: pd.DataFrame,
+    space: dict[str, Param],
+    top: int,
+    split: str = "val",
+    objective: str = OBJECTIVE,
 ) -> Section:
     """The best trials by objective, with metrics and configs (searched parameters first): what to promote.
 
     ``split``: the models the sweep's metric columns are on (``wsl.table.metrics_split``)."""
     section = Section("top", f"Top {top} trials by objective")
-    ranked = finite(runs, OBJECTIVE).sort_values(OBJECTIVE, ascending=False, kind="stable").head(top)
+    ranked = finite(runs, objective)
+    by = [metrics.PARETO_RANK, objective] if metrics.PARETO_RANK in ranked else [objective]  # the front first
+    ascending = [True] * (len(by) - 1) + [False]
+    ranked = ranked.sort_values(by, ascending=ascending, na_position="last", kind="stable").head(top)
     if ranked.empty:
         section.notes.append("No trial has reported an objective yet.")
         return section

@@ -16,7 +16,7 @@ from typing import Any
 from wsl import table
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
-from wsl.metrics import SCORES, TEST_PREFIX
+from wsl.metrics import OBJECTIVE, SCORES, TEST_PREFIX
 
 VERSION = table.VALIDATION_FROM  # 3: figures on validation; 2: on test (``upgrade``); 1: train.zoo ignored zoo
 
@@ -65,7 +65,9 @@ class Param:
 
 @dataclass
 class SearchConfig:
-    algorithm: str = "optuna"  # optuna (ASHA-stopped trials told as pruned) | optuna-stock | random
+    # optuna (TPE; ASHA-stopped trials told as pruned) | optuna-stock (told complete) | nsga2 (several objectives
+    # only: Optuna's NSGA-II) | random
+    algorithm: str = "optuna"
     num_samples: int = 24
     max_concurrent: int = 2
     seed: int = 0
@@ -105,7 +107,8 @@ class SweepConfig:
     name: str = "default"
     zoo: str = "zoos/digits-cnn"
     storage: str | None = None  # Ray Tune storage_path (shared storage on a cluster); default: results/<name>
-    objective: str = "0.5*rec_agreement + 0.5*probe_r2"  # a weighted sum of wsl.metrics.SCORES, maximised
+    # a weighted sum of wsl.metrics.SCORES, maximised; or a list of them, all maximised: the Pareto front
+    objective: Any = "0.5*rec_agreement + 0.5*probe_r2"
     max_failures: int = 1  # retries of a crashing trial before it is recorded as errored
     train: TrainConfig = field(default_factory=TrainConfig)
     space: dict[str, dict[str, Param]] = field(default_factory=dict)
@@ -127,7 +130,7 @@ class SweepConfig:
                 f"train.zoo={self.train.zoo!r} differs from the sweep's zoo={self.zoo!r}: a sweep trains on its "
                 "zoo, so set zoo= alone (sweeps/sweep.yaml passes it on to train.zoo)"
             )
-        self.weights()
+        self.objective = check_objective(self.objective)
         for key, param in self.params().items():
             check_key(key)
             param.check(key)
@@ -144,7 +147,7 @@ class SweepConfig:
         self._check_choice(
             "search.algorithm",
             self.search.algorithm,
-            ("optuna", "optuna-stock", "random"),
+            ("optuna", "optuna-stock", "nsga2", "random"),
             "scheduler.kind",
             self.scheduler.kind,
             ("asha", "fifo"),
@@ -159,6 +162,8 @@ class SweepConfig:
             raise WslError(f"scheduler.reduction_factor={s.reduction_factor} must be >= 2")
         if s.brackets < 1:
             raise WslError(f"scheduler.brackets={s.brackets} must be >= 1")
+        if self.search.algorithm == "nsga2" and not self.multi_objective:
+            raise WslError("search.algorithm=nsga2 needs several objectives (objective=[a,b]); one is TPE's (optuna)")
         if self.search.startup < 1:
             raise WslError(f"search.startup={self.search.startup} must be >= 1")
         if isinstance(self.search.warm_start, str):  # search.warm_start=NAME on the command line
@@ -186,13 +191,22 @@ class SweepConfig:
                 names = ", ".join("null" if a is None else a for a in allowed)
                 raise WslError(f"{key}={value!r} is unknown; choose from {names}")
 
-    def weights(self) -> dict[str, float]:
-        """The objective's metrics and their weights (``objective_weights``)."""
-        return objective_weights(self.objective)
+    @property
+    def multi_objective(self) -> bool:
+        """Several objectives: Optuna proposes and ASHA stops on all of them, and the answer is a front."""
+        return len(self.objectives()) > 1
 
-    def objective_of(self, metrics: dict, prefix: str = "") -> float:
-        """The objective of one epoch's (or one final run's) ``metrics``; ``prefix="test_"``: of its test figures."""
-        return sum(w * metrics[prefix + m] for m, w in self.weights().items())
+    def objectives(self) -> dict[str, dict[str, float]]:
+        """Each objective's column (``objective_columns``) and its metrics' weights, in the order given."""
+        return objectives(self.objective)
+
+    def objective_values(self, metrics: dict, prefix: str = "") -> dict[str, float]:
+        """The objectives of one epoch's (or one final run's) ``metrics``, by column; ``prefix="test_"``: of its
+        test figures, under ``test_``-prefixed columns."""
+        return {
+            prefix + column: sum(w * metrics[prefix + m] for m, w in weights.items())
+            for column, weights in self.objectives().items()
+        }
 
     def points(self) -> list[dict[str, Any]]:
         """``search.points_to_evaluate`` completed: a searched key a point leaves out takes the base config's value."""
@@ -221,6 +235,40 @@ def searched(params: dict[str, Param]) -> dict[str, Param]:
     """The searched keys of ``params``: ranges and choices. A fixed ``value`` is set, not searched: it is no
     column of the search, of the report's importances or of what a warm start compares as searched."""
     return {k: p for k, p in params.items() if p.kind(k) != "fixed"}
+
+
+def check_objective(objective) -> str | list[str]:
+    """``objective`` as given (text, or a list of texts: one of them is the same as the text), checked."""
+    if isinstance(objective, list | tuple) and len(objective) == 1:
+        objective = objective[0]
+    if isinstance(objective, str):
+        objective_weights(objective)
+        return objective
+    if not isinstance(objective, list | tuple) or not objective or not all(isinstance(o, str) for o in objective):
+        raise WslError(f"objective={objective!r}: give a weighted sum of metrics, or a list of them ([a, b])")
+    columns = objective_columns(list(objective))
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise WslError(f"objective={list(objective)!r} names {', '.join(twice)} twice: each objective once")
+    return list(objective)
+
+
+def objectives(objective: str | list[str]) -> dict[str, dict[str, float]]:
+    """``objective`` (as ``check_objective`` keeps it) as ``column -> {metric: weight}``."""
+    terms = [objective] if isinstance(objective, str) else objective
+    return dict(zip(objective_columns(terms), map(objective_weights, terms), strict=True))
+
+
+def objective_columns(terms: list[str]) -> list[str]:
+    """Where each objective is in a table: one objective is ``objective``; of several, a lone metric is its own
+    column (``rec_agreement``) and a weighted sum is ``objective_<position>`` (``objective_2``), counted from 1."""
+    if len(terms) == 1:
+        return [OBJECTIVE]
+    weights = [objective_weights(t) for t in terms]
+    return [
+        next(iter(w)) if len(w) == 1 and next(iter(w.values())) == 1.0 else f"{OBJECTIVE}_{i}"
+        for i, w in enumerate(weights, start=1)
+    ]
 
 
 def objective_weights(objective: str) -> dict[str, float]:

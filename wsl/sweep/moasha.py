@@ -6,7 +6,7 @@ and no single order is right; this scheduler keeps everything of Ray's
 (milestones, recording, stopping at ``max_t``, NaN handling) and replaces
 only that ranking, by the order ``priority_order`` gives:
 
-1. **Non-dominated rank** (``moocore.pareto_rank``): the results no other
+1. **Non-dominated rank** (``wsl.pareto.ranks``, from ``moocore``): the results no other
    beats on every objective first, then those only these beat, and so on.
 2. **Within a rank, an epsilon-net** (MOASHA's tie-break: Salinas et al.,
    NAS workshop at ICLR 2021; Syne Tune's ``NonDominatedPriority``): start
@@ -50,9 +50,10 @@ from __future__ import annotations
 
 import hashlib
 
-import moocore
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from wsl import pareto
 
 
 def priority_order(points: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ def priority_order(points: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=int)
     span = np.ptp(points, axis=0)
     scaled = (points - points.min(axis=0)) / np.where(span > 0, span, 1.0)
-    ranks = moocore.pareto_rank(points, maximise=True)
+    ranks = pareto.ranks(points)
     fronts = (np.flatnonzero(ranks == rank) for rank in np.unique(ranks))
     return np.concatenate([front[_epsilon_net(scaled[front])] for front in fronts])
 
@@ -98,17 +99,6 @@ def rung_decision(recorded: np.ndarray, new: np.ndarray, reduction_factor: float
     twins = np.flatnonzero((points == new).all(axis=1))  # the new result and any recorded one equal to it
     ahead = int(np.flatnonzero(np.isin(order, twins))[0])
     return ahead <= (len(rivals) - 1) / reduction_factor
-
-
-def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
-    """The volume that ``points [n, k]`` (maximised) dominate above ``reference [k]``, by ``moocore``; rows with
-    a value that is not finite, or not above the reference on every objective, add nothing (0.0 for none)."""
-    points = np.asarray(points, dtype=float).reshape(-1, len(reference))
-    reference = np.asarray(reference, dtype=float)
-    above = points[np.isfinite(points).all(axis=1) & (points > reference).all(axis=1)]
-    if not len(above):
-        return 0.0
-    return float(moocore.hypervolume(above, ref=reference, maximise=True))
 
 
 class _Bracket:

@@ -1,5 +1,8 @@
 """Promote a sweep's best trial: its full config as YAML, then final runs at full budget over fresh seeds.
 
+A multi-objective sweep has no best trial: its front is promoted (``pick_front``),
+or the one trial a ``--pick`` expression keeps and its last objective ranks first.
+
 trials.parquet --pick (a rule over validation figures | a named trial | top-k)--> TrainConfig
     -> <promoted>/<sweep>-<trial>.yaml        (`wsl train --config promoted/<sweep>-<trial>` re-runs it;
                                                 a copy in results/<sweep>/promoted/<trial>/config.yaml)
@@ -31,16 +34,17 @@ import ray
 import yaml
 from scipy.stats import t as student_t
 
-from wsl import table
+from wsl import results, table
 from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
 from wsl.evaluate import reconstruction_per_model
-from wsl.metrics import FINAL, OBJECTIVE, TEST_PREFIX
+from wsl.metrics import FINAL, OBJECTIVE, PARETO_RANK, TEST_PREFIX, is_objective
 from wsl.model import encode_all
 from wsl.run import load_run
 from wsl.sweep import rules
 from wsl.sweep.config import SweepConfig
+from wsl.sweep.moasha import priority_order
 from wsl.sweep.runner import TRIAL_ONLY, start_ray, trial_base, trial_resources
 from wsl.train import train
 from wsl.zoo.store import Zoo, load_zoo
@@ -65,6 +69,27 @@ def pick(
     ranked = rules.rank(curves.rename(columns={metric: OBJECTIVE}), rule, max_t).head(top_k)
     chosen = done.set_index("trial_id").loc[ranked.index].reset_index()
     return chosen.assign(pick_value=ranked.to_numpy())
+
+
+def pick_front(trials: pd.DataFrame, objectives: list[str], where: str | None, top_k: int | None) -> pd.DataFrame:
+    """A multi-objective sweep's trials to promote: its front (``pareto_rank`` 0 among the trials that reached
+    ``max_t``), at most ``top_k`` of them kept spread (the multi-objective ASHA's order: ``priority_order``);
+    or, with ``where`` (``wsl results --where`` syntax), the trial that ranks best on the last objective among the
+    front trials ``where`` keeps. ``pick_value``: that trial's last objective (validation)."""
+    front = trials[(trials["status"] == table.TERMINATED) & (trials.get(PARETO_RANK) == 0)]
+    if front.empty:
+        raise WslError("the sweep has no trial on its front yet (none has run to scheduler.max_t)")
+    if where is not None:
+        kept = results.query(front, where=where)
+        if kept.empty:
+            raise WslError(f"wsl promote --pick {where!r} keeps none of the {len(front)} trials on the front")
+        return (
+            kept.sort_values(objectives[-1], ascending=False, kind="stable")
+            .head(1)
+            .assign(pick_value=lambda f: f[objectives[-1]])
+        )
+    order = priority_order(front[objectives].to_numpy(dtype=float))
+    return front.iloc[order[:top_k]].assign(pick_value=lambda f: f[objectives[-1]]).reset_index(drop=True)
 
 
 def promoted_config(row: pd.Series, base: TrainConfig, epochs: int, out: Path) -> TrainConfig:
@@ -136,19 +161,26 @@ def promote(
     promoted_dir: Path,
     metric: str = OBJECTIVE,
     trial: str | None = None,
-    top_k: int = 1,
+    top_k: int | None = None,
     seeds: int = 3,
     epochs: int | None = None,
     address: str | None = None,
     rule: str = rules.DEFAULT,
     race_k: int = 3,
+    where: str | None = None,
 ) -> list[dict]:
     """Promote, run and record; returns the PROMOTED rows added to ``directory``'s trials table.
 
     ``sweep``: the sweep's config as it ran (its ``sweep.yaml``); ``promoted_dir``:
     where the YAML that ``wsl train --config promoted/...`` reads goes; ``race_k``:
-    the candidates of ``rule="race"``.
+    the candidates of ``rule="race"``; ``where``: the ``--pick`` of a multi-objective sweep
+    (``pick_front``; there ``top_k`` None is the whole front).
     """
+    if where is not None and not sweep.multi_objective:
+        raise WslError("wsl promote --pick chooses among a multi-objective sweep's front; this sweep has one objective")
+    if sweep.multi_objective and rule == "race":
+        raise WslError("wsl promote --rule race races one objective; a multi-objective sweep promotes its front")
+    top_k = top_k if top_k is not None or sweep.multi_objective else 1
     for flag, value in (("--seeds", seeds), ("--top-k", top_k), ("--epochs", epochs), ("--race-k", race_k)):
         if value is not None and value < 1:
             raise WslError(f"wsl promote {flag} {value}: must be at least 1")
@@ -165,7 +197,12 @@ def promote(
     trials = table.read_trials(directory)
     history = table.read_epochs(directory)
     history = pd.DataFrame() if history is None else history
-    chosen = pick(trials, history, metric, trial, race_k if racing else top_k, rule, sweep.scheduler.max_t)
+    objectives = list(sweep.objectives())
+    if sweep.multi_objective and trial is None:
+        chosen, rule = pick_front(trials, objectives, where, top_k), "front" if where is None else f"pick {where}"
+        metric = objectives[-1]
+    else:
+        chosen = pick(trials, history, metric, trial, race_k if racing else top_k, rule, sweep.scheduler.max_t)
     used = trial_seeds(trials, sweep)
     zoo = load_zoo(sweep.zoo)
     start_ray(address)
@@ -186,11 +223,7 @@ def promote(
         runs = ray.get([task.remote(replace(cfg, seed=s, out=str(out / f"seed-{s}")), zoo_ref) for s in fresh])
         table.write(out / "models.parquet", pd.concat([frame for _, frame in runs]))
         finals = [
-            {
-                **final,
-                OBJECTIVE: sweep.objective_of(final),
-                TEST_PREFIX + OBJECTIVE: sweep.objective_of(final, TEST_PREFIX),
-            }
+            {**final, **sweep.objective_values(final), **sweep.objective_values(final, TEST_PREFIX)}
             for final, _ in runs
         ]
         picked = {"pick_rule": label, "pick_metric": metric}
@@ -213,7 +246,7 @@ def race(
     def run_round(ids: list[str], seed: int) -> dict[str, float]:
         configs = [replace(promoted_config(by_id.loc[t], base, base.optim.epochs, Path(".")), seed=seed) for t in ids]
         finals = ray.get([task.remote(cfg, zoo_ref) for cfg in configs])
-        return {t: sweep.objective_of(f) if metric == OBJECTIVE else f[metric] for t, f in zip(ids, finals)}
+        return {t: {**f, **sweep.objective_values(f)}[metric] for t, f in zip(ids, finals)}
 
     winner, values = rules.race(list(by_id.index), run_round, seeds)
     row = by_id.loc[[winner]].reset_index(drop=True)
@@ -253,7 +286,8 @@ def aggregate(source: pd.Series, cfg: TrainConfig, finals: list[dict], out: Path
         checkpoint=str(out),
         config_file=str(config_file),
     )
-    for key in (k for k in FINAL if k in finals[0]):  # gen_* only when the runs generate models
+    # gen_* only when the runs generate models; objective_<i>: a multi-objective sweep's weighted sums
+    for key in (k for k in finals[0] if k in FINAL or is_objective(k.removeprefix(TEST_PREFIX))):
         values = np.array([f[key] for f in finals], dtype=float)
         row[key], row[f"{key}_std"] = float(values.mean()), spread(values)
         if key.startswith(TEST_PREFIX):

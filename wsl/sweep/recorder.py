@@ -11,6 +11,10 @@ sorted by trial, and a search's progress ("best so far after N trial-epochs")
 needs the order in which results came in. The parts are folded into the tables
 when the sweep ends, and when a killed driver's sweep resumes.
 
+A multi-objective sweep's trial rows also hold ``pareto_rank``: the trial's
+non-dominated rank among the trials that reached ``max_t``, kept current as
+each one does (NaN for the others: their figures are not comparable).
+
 On resume it starts from the rows on disk. A row still RUNNING belonged to
 the dead driver and becomes INTERRUPTED; Tune restarts it from its checkpoint
 if its last snapshot knew the trial (the row turns RUNNING again). A trial
@@ -23,21 +27,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from ray import tune
 
-from wsl import table
+from wsl import pareto, table
 from wsl.config import flatten
-from wsl.metrics import EPOCH, OBJECTIVE
-
-EPOCH_METRICS = (*EPOCH, OBJECTIVE)
+from wsl.metrics import EPOCH, OBJECTIVE, PARETO_RANK, is_objective
 
 
 class TableRecorder(tune.Callback):
-    def __init__(self, directory: Path, sweep: str, base_config: dict, max_t: int):
+    def __init__(
+        self, directory: Path, sweep: str, base_config: dict, max_t: int, objectives: tuple[str, ...] = (OBJECTIVE,)
+    ):
         self.directory = Path(directory)
         self.sweep = sweep
         self.base = base_config  # flattened TrainConfig of the sweep; trial values override it
         self.max_t = max_t
+        self.objectives = list(objectives)  # their columns; several: a multi-objective sweep, ranked on its front
         self.trials: dict[str, dict] = {}
         self.epochs: dict[str, dict[int, dict]] = {}  # trial_id -> epoch -> its row
         self.restored = False  # resumed rows checked against what Tune restored
@@ -79,7 +85,7 @@ class TableRecorder(tune.Callback):
         row = {
             "sweep": self.sweep,
             "trial_id": trial.trial_id,
-            **{k: result[k] for k in EPOCH_METRICS if k in result},
+            **epoch_metrics(result),
             "wall_time_s": result.get("time_total_s", float("nan")),
             "reported_at": time.time(),
             "checkpoint": None,
@@ -124,6 +130,24 @@ class TableRecorder(tune.Callback):
         row.setdefault("error", None)
         self.trials[tid] = row
         self.trial_rows.append(row)
+        if len(self.objectives) > 1 and status == table.TERMINATED:
+            self._rank()
+
+    def _rank(self) -> None:
+        """Each trial's ``pareto_rank`` among those that reached ``max_t`` (the front: comparable figures, at
+        their last epoch); the rows whose rank changed are appended again."""
+        full = [r for r in self.trials.values() if r["status"] == table.TERMINATED]
+        points = np.array([[r.get(o, np.nan) for o in self.objectives] for r in full], dtype=float)
+        for row, rank in zip(full, pareto.ranks(points), strict=True):
+            old = row.get(PARETO_RANK, np.nan)
+            if old != rank and not (np.isnan(old) and np.isnan(rank)):
+                row[PARETO_RANK] = rank
+                self.trial_rows.append(row)
+
+
+def epoch_metrics(result: dict) -> dict:
+    """What an epoch row keeps of a trial's ``result``: the epoch metrics and the objective column(s)."""
+    return {k: v for k, v in result.items() if k in EPOCH or is_objective(k)}
 
 
 def trial_end_status(trial, max_t: int) -> str:

@@ -158,7 +158,7 @@ def warm_trials(cfg: SweepConfig, epochs: pd.DataFrame) -> list[FrozenTrial]:
     fixed, searched = cfg.fixed(), list(cfg.searched())  # fixed keys are not in simulate's rows
     trials = []
     for _, rows in epochs.groupby("trial", sort=True):
-        curve = dict(zip(rows["epoch"], rows["seen"], strict=True))  # the objective that sweep recorded
+        curve = {e: (v,) for e, v in zip(rows["epoch"], rows["seen"], strict=True)}  # the objective it recorded
         values = {**fixed, **rows.iloc[0][searched].to_dict()}
         trial = warmstart.as_trial(cfg, values, curve)
         trials += [trial] if trial is not None else []

@@ -3,11 +3,12 @@
     driver: check config, load the zoo once -> ray.init (local, or --address / RAY_ADDRESS)
             -> Tuner(OptunaSearch + ASHA, results-table callback) -> fit
     trial:  TrainConfig = base + sampled values -> train(cfg, report) where report
-            adds the objective and hands metrics + checkpoint to ``tune.report``
+            adds the objective(s) and hands metrics + checkpoint to ``tune.report``
 
 The zoo travels to the trials through Ray's object store (``tune.with_parameters``),
 not re-read from disk by each trial. A killed driver leaves ``results/NAME/tune``,
-which ``resume_sweep`` continues with ``Tuner.restore`` (searcher state included).
+which ``resume_sweep`` continues with ``Tuner.restore`` (searcher state included;
+the multi-objective ASHA's rungs are rebuilt from the epochs table, ``search.RestoreRungs``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from wsl import table
 from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
-from wsl.metrics import OBJECTIVE
 from wsl.run import CHECKPOINT
 from wsl.sweep import search, tracking, warmstart
 from wsl.sweep.config import VERSION, SweepConfig
@@ -54,8 +54,8 @@ def run_trial(config: dict, zoo: Zoo, sweep: SweepConfig, threads: int) -> None:
                 shutil.copy(Path(src) / CHECKPOINT, Path(out) / CHECKPOINT)
 
         def report(metrics: dict) -> None:
-            objective = sweep.objective_of(metrics)
-            tune.report({**metrics, OBJECTIVE: objective}, checkpoint=tune.Checkpoint.from_directory(out))
+            values = sweep.objective_values(metrics)
+            tune.report({**metrics, **values}, checkpoint=tune.Checkpoint.from_directory(out))
 
         train(replace(cfg, out=out), report, zoo=zoo, resume=restored is not None, memo=MEMO)
     while len(MEMO) > MEMO_ENTRIES:
@@ -108,8 +108,11 @@ def trainable(cfg: SweepConfig, zoo: Zoo):
     return tune.with_resources(fn, trial_resources(cfg))
 
 
-def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
+def run_config(cfg: SweepConfig, directory: Path, scheduler) -> tune.RunConfig:
+    """Where Tune keeps its state, how often a trial is retried, and the callbacks: the table, the live view,
+    trackers, and (``scheduler`` multi-objective) the rebuilding of its rungs when the sweep resumes."""
     storage_filesystem, storage_path = filesystem(experiment_path(cfg, directory))
+    objectives = list(cfg.objectives())
     return tune.RunConfig(
         name="tune",
         storage_path=storage_path,
@@ -117,9 +120,12 @@ def run_config(cfg: SweepConfig, directory: Path) -> tune.RunConfig:
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[
-            TableRecorder(directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t),
-            LiveView(cfg.scheduler.max_t),
+            TableRecorder(
+                directory.resolve(), cfg.name, flatten(asdict(trial_base(cfg))), cfg.scheduler.max_t, objectives
+            ),
+            LiveView(cfg.scheduler.max_t, objectives),
             *tracking.callbacks(cfg, directory),
+            *search.rung_keepers(scheduler, directory.resolve(), objectives),
         ],
         verbose=0,
     )
@@ -148,19 +154,21 @@ def run_sweep(cfg: SweepConfig, root: Path, address: str | None = None) -> Path:
         saved = {**asdict(cfg), "version": VERSION}
         write_text(directory / table.SWEEP_FILE, yaml.safe_dump(saved, sort_keys=False))
         if seeds is not None:
-            warmstart.seed_study(search.study_storage(directory / table.JOURNAL), cfg.name, seeds.trials)
+            storage = search.study_storage(directory / table.JOURNAL)
+            warmstart.seed_study(storage, cfg.name, seeds.trials, len(cfg.objectives()))
             print(seeds.summary(), flush=True)
+        scheduler = search.scheduler(cfg)
         tuner = tune.Tuner(
             trainable(cfg, zoo),
             param_space=search.tune_space(cfg),
             tune_config=tune.TuneConfig(
                 search_alg=search.searcher(cfg, directory / table.JOURNAL),
-                scheduler=search.scheduler(cfg),
+                scheduler=scheduler,
                 num_samples=cfg.search.num_samples,
                 reuse_actors=True,  # a trial ASHA stops after one epoch should not pay for a new process and imports
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
-            run_config=run_config(cfg, directory),
+            run_config=run_config(cfg, directory, scheduler),
         )
     except BaseException as e:
         shutil.rmtree(directory, ignore_errors=True)

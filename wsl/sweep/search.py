@@ -1,4 +1,4 @@
-"""Who proposes trials and who stops them: Optuna (TPE) and ASHA, as Ray Tune objects.
+"""Who proposes trials and who stops them: Optuna (TPE, or NSGA-II) and ASHA, as Ray Tune objects.
 
 The one thing we change in Ray's ``OptunaSearch``: a trial that ASHA stopped
 at an early rung is told to the Optuna study as *pruned* (with the
@@ -8,6 +8,12 @@ is a final outcome and ranks those configs among the worst, or, when the
 metric rises slowly, compares them with fully trained ones on an unequal
 footing. Optuna's TPE knows what a pruned trial is: it ranks it by the
 last step it reached, then by its value there.
+
+A sweep with several objectives is told to Optuna as a multi-objective study
+(its TPE, or NSGA-II) and stopped by ``MultiObjectiveASHA``. A multi-objective
+study holds no intermediate values (``Trial.report`` raises in one), so there a
+stopped trial is told pruned without values: TPE counts it among the worse
+configs, as it counts a pruned trial that reached no later step.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from wsl import table
 from wsl.metrics import OBJECTIVE
 from wsl.sweep.config import Param, SweepConfig
+from wsl.sweep.moasha import MultiObjectiveASHA
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):
@@ -38,11 +45,42 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         if error or result is None or not table.stopped_early(epochs, self.max_t) or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         trial = self._ot_trials[trial_id]
-        # Tune passes the result that made ASHA stop the trial to on_trial_complete only, never to
-        # on_trial_result: report it, so the study ranks the trial by its value at the rung it reached.
-        trial.report(result[self.metric], result["training_iteration"])
+        if not isinstance(self.metric, list):
+            # Tune passes the result that made ASHA stop the trial to on_trial_complete only, never to
+            # on_trial_result: report it, so the study ranks the trial by its value at the rung it reached.
+            trial.report(result[self.metric], result["training_iteration"])
         self._ot_study.tell(trial, state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
+
+
+class RestoreRungs(tune.Callback):
+    """Rebuilds a multi-objective ASHA's rungs from the sweep's epochs table when the sweep (re)starts.
+
+    Tune saves its searcher's state for ``--resume`` but not its scheduler's:
+    a resumed sweep's ASHA starts with empty rungs, and the first trial to
+    reach each rung would pass it unopposed. The epochs table holds every result
+    the rungs saw. ``setup`` runs in the driver before any trial reports, on a
+    fresh sweep (no table: nothing to restore) and on every resume; Tune pickles
+    this callback with the scheduler, so the two stay one object after a restore.
+    """
+
+    def __init__(self, scheduler: MultiObjectiveASHA, directory: Path, columns: list[str]):
+        self.scheduler, self.directory, self.columns = scheduler, directory, columns
+
+    def setup(self, **info) -> None:
+        epochs = table.read_epochs(self.directory)
+        if epochs is None:
+            return
+        curves: dict[str, dict[int, dict[str, float]]] = {}
+        for row in epochs[["trial_id", "epoch", *self.columns]].to_dict("records"):
+            curves.setdefault(row["trial_id"], {})[int(row["epoch"])] = {c: row[c] for c in self.columns}
+        self.scheduler.restore(curves)
+
+
+def rung_keepers(scheduler, directory: Path, columns: list[str]) -> list[tune.Callback]:
+    """The callbacks that carry ``scheduler``'s state over a resume: ``RestoreRungs`` for a multi-objective
+    ASHA; none for Ray's ASHA (Tune's own behaviour: it restarts empty) or FIFO."""
+    return [RestoreRungs(scheduler, directory, columns)] if isinstance(scheduler, MultiObjectiveASHA) else []
 
 
 def tune_space(cfg: SweepConfig) -> dict:
@@ -66,6 +104,12 @@ def study_storage(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
+def metric_and_mode(cfg: SweepConfig) -> tuple[str | list[str], str | list[str]]:
+    """What Optuna and ASHA maximise: the objective column, or the list of them (a multi-objective sweep)."""
+    columns = list(cfg.objectives())
+    return (columns, ["max"] * len(columns)) if cfg.multi_objective else (OBJECTIVE, "max")
+
+
 def searcher(cfg: SweepConfig, journal: Path):
     """The search algorithm named by ``search.algorithm``, limited to ``search.max_concurrent`` trials."""
     s = cfg.search
@@ -77,22 +121,26 @@ def searcher(cfg: SweepConfig, journal: Path):
 
 
 def optuna_searcher(cfg: SweepConfig, storage=None, sampler=None):
-    """Ray's ``OptunaSearch`` (TPE, seeded) on the sweep's objective; the pruned-aware one for ``optuna``.
+    """Ray's ``OptunaSearch`` (TPE or NSGA-II, seeded) on the sweep's objectives; the pruned-aware one for
+    ``optuna`` and ``nsga2``.
 
     ``storage``: where the study lives (None: in memory); ``sampler``: another
     Optuna sampler (the search replay draws random configs with ``RandomSampler``).
     """
     s = cfg.search
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is noise next to LiveView
+    metric, mode = metric_and_mode(cfg)
+    if sampler is None:
+        sampler = nsga2_sampler(cfg) if s.algorithm == "nsga2" else tpe_sampler(cfg)
     kwargs = dict(
-        metric=OBJECTIVE,
-        mode="max",
+        metric=metric,
+        mode=mode,
         points_to_evaluate=cfg.points() or None,
-        sampler=sampler or tpe_sampler(cfg),
+        sampler=sampler,
         study_name=cfg.name,
         storage=storage,
     )
-    if s.algorithm == "optuna":
+    if s.algorithm in ("optuna", "nsga2"):
         return PrunedAwareOptunaSearch(max_t=cfg.scheduler.max_t, **kwargs)
     return OptunaSearch(**kwargs)
 
@@ -104,11 +152,26 @@ def tpe_sampler(cfg: SweepConfig, **options) -> optuna.samplers.TPESampler:
     return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(s.startup, s.max_concurrent), **options)
 
 
+def nsga2_sampler(cfg: SweepConfig) -> optuna.samplers.NSGAIISampler:
+    """NSGA-II seeded with ``search.seed``; a generation is ``search.startup`` trials (at least 2: parents pair)."""
+    s = cfg.search
+    return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=max(2, s.startup, s.max_concurrent))
+
+
 def scheduler(cfg: SweepConfig):
-    """ASHA on the objective, rungs from ``grace_period`` up to ``max_t`` epochs; or none (FIFO)."""
+    """ASHA on the objective (the multi-objective one on several), rungs from ``grace_period`` up to ``max_t``
+    epochs; or none (FIFO)."""
     s = cfg.scheduler
     if s.kind == "fifo":
         return FIFOScheduler()
+    if cfg.multi_objective:
+        return MultiObjectiveASHA(
+            metrics=list(cfg.objectives()),
+            max_t=s.max_t,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+            brackets=s.brackets,
+        )
     return ASHAScheduler(
         time_attr="training_iteration",
         metric=OBJECTIVE,

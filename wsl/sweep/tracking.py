@@ -6,7 +6,7 @@ callback in the driver, one tracker run per trial:
 
 - MLflow (``tracking=mlflow``, Tune's ``MLflowLoggerCallback``): an experiment
   named for the sweep; a run per trial with the trial's searched values as
-  params, the epoch metrics the table records (``recorder.EPOCH_METRICS``) at
+  params, the epoch metrics the table records (``recorder.epoch_metrics``) at
   step = epoch, and tags ``wsl.sweep``, ``wsl.trial_id`` and, when it ends,
   ``wsl.status`` (the table's: TERMINATED, STOPPED or ERROR). The default store
   is SQLite in the sweep's directory: MLflow 3 refuses new file stores.
@@ -36,7 +36,7 @@ from ray.tune import Callback
 
 from wsl.errors import WslError
 from wsl.sweep.config import SweepConfig
-from wsl.sweep.recorder import EPOCH_METRICS, trial_end_status
+from wsl.sweep.recorder import epoch_metrics, trial_end_status
 
 SWEEP_TAG, TRIAL_TAG, STATUS_TAG = "wsl.sweep", "wsl.trial_id", "wsl.status"
 
@@ -88,7 +88,7 @@ class MlflowRuns(MLflowLoggerCallback):
         from mlflow.entities import Metric
 
         step, now = int(result["epoch"]), int(1000 * result["timestamp"])
-        metrics = [Metric(k, float(result[k]), now, step) for k in EPOCH_METRICS if k in result]
+        metrics = [Metric(k, float(v), now, step) for k, v in epoch_metrics(result).items()]
         self._client().log_batch(self._trial_runs[trial], metrics=metrics)
 
     def log_trial_end(self, trial, failed: bool = False) -> None:

@@ -6,12 +6,13 @@ for them. Each earlier trial becomes one Optuna trial of the new study, told
 as the sweep itself would have told it:
 
 - a trial that reached the new ``scheduler.max_t`` is *complete*, valued at
-  its objective at epoch ``max_t`` (the value a trial of this sweep reports last);
+  its objective (or objectives) at epoch ``max_t`` (what a trial of this sweep reports last);
 - a trial that ended before it (stopped by ASHA, or an earlier sweep's shorter
-  ``max_t``) is *pruned*, with its objective at every epoch as intermediate values;
+  ``max_t``) is *pruned*, with its objective at every epoch as intermediate values
+  (a multi-objective study holds none: pruned alone);
 - failed, interrupted and still-running trials are not told.
 
-The objective must be the same (a value of another objective would mislead
+The objectives must be the same (a value of another objective would mislead
 TPE), and on the same split (sweeps written before version 3 judged on the
 test models: they cannot seed a sweep that must never see them); a trial
 whose values the new space cannot hold (outside a range, not among the
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
@@ -37,7 +37,7 @@ from wsl import table
 from wsl.config import flatten
 from wsl.errors import WslError
 from wsl.sweep import search
-from wsl.sweep.config import SweepConfig, objective_weights
+from wsl.sweep.config import SweepConfig, objectives
 
 
 @dataclass
@@ -92,14 +92,14 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
                 "study with it would let the test models steer the proposals. Warm-start from a newer sweep"
             )
         saved = _saved(directory)
-        weights = _weights(saved, directory)
-        if weights != cfg.weights():
+        theirs = _objectives(saved, directory)
+        if theirs != cfg.objectives():
             raise WslError(
-                f"search.warm_start: sweep {directory.name!r} was judged by another objective ({weights}) than "
-                f"this one ({cfg.objective!r}); a warm start needs the same objective"
+                f"search.warm_start: sweep {directory.name!r} was judged by other objectives "
+                f"({saved['objective']!r}) than this one ({cfg.objective!r}); a warm start needs the same objectives"
             )
         rows = table.read_trials(directory)
-        curves = _curves(directory, weights)
+        curves = _curves(directory, theirs)
         sweeps.append(directory.name)
         origins += [note] if (note := _origin(directory.name, saved, cfg)) else []
         for _, row in rows.iterrows():
@@ -115,8 +115,8 @@ def seeds(cfg: SweepConfig, root: Path) -> Seeds:
     return Seeds(trials, sweeps, outside, unfinished, origins)
 
 
-def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, float]) -> FrozenTrial | None:
-    """A finished earlier trial (its values of ``cfg``'s keys, its objective per epoch) as told to ``cfg``'s
+def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, tuple[float, ...]]) -> FrozenTrial | None:
+    """A finished earlier trial (its values of ``cfg``'s keys, its objectives per epoch) as told to ``cfg``'s
     study: complete at ``max_t`` if it got there, else pruned; None if ``cfg``'s space cannot hold it."""
     space = distributions(cfg)
     params = {key: values[key] for key in space}
@@ -125,10 +125,12 @@ def as_trial(cfg: SweepConfig, values: dict, curve: dict[int, float]) -> FrozenT
     return _trial(params, space, curve, cfg.scheduler.max_t)
 
 
-def seed_study(storage, name: str, trials: list[FrozenTrial]) -> None:
-    """Create study ``name`` in ``storage`` (the one the sweep's searcher then loads) holding the earlier trials."""
+def seed_study(storage, name: str, trials: list[FrozenTrial], objectives: int = 1) -> None:
+    """Create study ``name`` (maximising ``objectives`` values) in ``storage``, the one the sweep's searcher then
+    loads, holding the earlier trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is noise beside the sweep's
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    directions = ["maximize"] * objectives
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
     study.add_trials(trials)
 
 
@@ -144,11 +146,11 @@ def _saved(directory: Path) -> dict:
     return tree
 
 
-def _weights(saved: dict, directory: Path) -> dict[str, float]:
-    """The objective an earlier sweep was judged by, from its ``sweep.yaml``."""
+def _objectives(saved: dict, directory: Path) -> dict[str, dict[str, float]]:
+    """The objectives an earlier sweep was judged by, from its ``sweep.yaml``."""
     if "objective" not in saved:
         raise WslError(f"search.warm_start: {directory / table.SWEEP_FILE} names no objective")
-    return objective_weights(saved["objective"])
+    return objectives(saved["objective"])
 
 
 def _origin(name: str, saved: dict, cfg: SweepConfig) -> str | None:
@@ -163,26 +165,33 @@ def _origin(name: str, saved: dict, cfg: SweepConfig) -> str | None:
     return f"{name} ran on {', '.join(notes)}" if notes else None
 
 
-def _curves(directory: Path, weights: dict[str, float]) -> dict[str, dict[int, float]]:
-    """trial_id -> {epoch: objective} (finite values), recomputed from the epoch metrics with the sweep's weights."""
+def _curves(directory: Path, objectives: dict[str, dict[str, float]]) -> dict[str, dict[int, tuple[float, ...]]]:
+    """trial_id -> {epoch: its objectives} (epochs where all are finite), recomputed from the epoch metrics with
+    the sweep's weights."""
     epochs = table.read_epochs(directory)
     if epochs is None:
         return {}
-    values = sum(w * epochs[m] for m, w in weights.items())
-    frame = pd.DataFrame({"trial_id": epochs["trial_id"], "epoch": epochs["epoch"].astype(int), "value": values})
-    frame = frame[np.isfinite(frame["value"])]
-    return {trial: dict(zip(group["epoch"], group["value"], strict=True)) for trial, group in frame.groupby("trial_id")}
+    values = np.stack([sum(w * epochs[m] for m, w in weights.items()) for weights in objectives.values()], axis=1)
+    keep = np.isfinite(values).all(axis=1)
+    ids, epoch = epochs["trial_id"].to_numpy()[keep], epochs["epoch"].astype(int).to_numpy()[keep]
+    curves: dict[str, dict[int, tuple[float, ...]]] = {}
+    for trial, e, v in zip(ids, epoch, values[keep].tolist(), strict=True):
+        curves.setdefault(trial, {})[int(e)] = tuple(v)
+    return curves
 
 
-def _trial(params: dict, space: dict, curve: dict[int, float], max_t: int) -> FrozenTrial:
-    """Complete, valued at ``max_t``, if the curve reaches it; else pruned with the curve up to ``max_t``."""
+def _trial(params: dict, space: dict, curve: dict[int, tuple[float, ...]], max_t: int) -> FrozenTrial:
+    """Complete, valued at ``max_t``, if the curve reaches it; else pruned with the curve up to ``max_t`` (a
+    multi-objective study keeps no intermediate values: pruned alone)."""
+    single = len(next(iter(curve.values()))) == 1
     if max_t in curve:
-        before = {e: v for e, v in curve.items() if e < max_t}
+        before = {e: v[0] for e, v in curve.items() if e < max_t} if single else None
         return optuna.trial.create_trial(
-            params=params, distributions=space, value=curve[max_t], intermediate_values=before
+            params=params, distributions=space, values=list(curve[max_t]), intermediate_values=before
         )
+    steps = {e: v[0] for e, v in curve.items()} if single else None
     return optuna.trial.create_trial(
-        params=params, distributions=space, state=TrialState.PRUNED, intermediate_values=curve
+        params=params, distributions=space, state=TrialState.PRUNED, intermediate_values=steps
     )
 
 
