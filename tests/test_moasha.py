@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import ray
 from ray import tune
+from ray._private.authentication_test_utils import reset_auth_token_state
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket as RayBracket
 from syne_tune.optimizer.schedulers.asha import Bracket as SyneBracket
@@ -443,6 +444,9 @@ def local_ray(tmp_path_factory):
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         yield
         ray.shutdown()
+        # Ray caches the token it read from this HOME in the process: a later Ray of this test run (another
+        # HOME, another token) would present it and fail to start ("InvalidAuthToken")
+        reset_auth_token_state()
 
 
 def test_a_tune_run_stops_the_trials_the_decision_function_says(local_ray, tmp_path):
