@@ -238,7 +238,7 @@ def searched(params: dict[str, Param]) -> dict[str, Param]:
 
 
 def check_objective(objective) -> str | list[str]:
-    """``objective`` as given (text, or a list of texts: one of them is the same as the text), checked."""
+    """``objective`` as given (a text, or a list of texts; a list of one is its text), checked."""
     if isinstance(objective, list | tuple) and len(objective) == 1:
         objective = objective[0]
     if isinstance(objective, str):
