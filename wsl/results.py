@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -246,9 +245,8 @@ def objectives(name: str, root: Path | str | None = None) -> list[str]:
     root = Path(root if root is not None else results_root())
     found = {}
     for directory in _sweep_dirs(name, root):
-        path = directory / tables.SWEEP_FILE
-        saved = yaml.safe_load(path.read_text()) if path.is_file() else None
-        if isinstance(saved, dict) and "objective" in saved:
+        saved = tables.saved_sweep(directory) or {}
+        if "objective" in saved:
             found[directory.name] = list(sweep_objectives(saved["objective"]))
     kinds = {tuple(v) for v in found.values()}
     if len(kinds) > 1:

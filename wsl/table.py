@@ -94,18 +94,26 @@ VALIDATION_FROM = 3
 before it computed the same columns (``rec_*``, ``probe_*``, ``objective``) on the zoo's test models."""
 
 
-def metrics_split(directory: Path) -> str:
-    """Which models sweep ``directory``'s metric columns are on: ``val``; ``test`` for a sweep written before
-    version ``VALIDATION_FROM``; ``unknown`` for a table without its ``sweep.yaml`` (copied alone)."""
+def saved_sweep(directory: Path) -> dict | None:
+    """Sweep ``directory``'s ``sweep.yaml`` as a plain dict (``{}`` when it holds no mapping); None when there is
+    none (a table copied alone). Unreadable YAML is one error naming the file."""
     path = Path(directory) / SWEEP_FILE
     if not path.is_file():
-        return "unknown"
+        return None
     try:
         tree = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise WslError(f"cannot read {path}: {e}") from None
-    version = tree.get("version", 1) if isinstance(tree, dict) else 1  # no version key: the first format
-    return "val" if version >= VALIDATION_FROM else "test"
+    return tree if isinstance(tree, dict) else {}
+
+
+def metrics_split(directory: Path) -> str:
+    """Which models sweep ``directory``'s metric columns are on: ``val``; ``test`` for a sweep written before
+    version ``VALIDATION_FROM``; ``unknown`` for a table without its ``sweep.yaml`` (copied alone)."""
+    tree = saved_sweep(directory)
+    if tree is None:
+        return "unknown"
+    return "val" if tree.get("version", 1) >= VALIDATION_FROM else "test"  # no version key: the first format
 
 
 def stopped_early(epochs: int, max_t: int) -> bool:

@@ -93,17 +93,4 @@ def _read(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
             raise WslError(f"{path} has no {column!r} column; is it a wsl results table?")
     trials["trial_id"] = trials["trial_id"].astype(str)
     epochs = table.read_epochs(directory)
-    return trials, epochs, _read_sweep_yaml(directory / table.SWEEP_FILE)
-
-
-def _read_sweep_yaml(path: Path) -> dict:
-    """The sweep's definition, for its space, objective and scheduler; ``{}`` when absent (a table copied alone)."""
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise WslError(f"cannot read {path}: {e}") from None
-    return data if isinstance(data, dict) else {}
+    return trials, epochs, table.saved_sweep(directory) or {}
