@@ -55,6 +55,7 @@ from search_efficiency import BAR_NOISE, BAR_SPEARMAN, _seeds, bootstrap, check_
 
 from wsl import table
 from wsl.compose import load_config
+from wsl.metrics import OBJECTIVE
 from wsl.sweep.config import SweepConfig
 from wsl.sweep.replay import Setting, Surrogate, simulate
 from wsl.sweep.rules import fresh_seeds, race, rank, seeds_needed
@@ -83,7 +84,7 @@ def one_seed(seed: int, cfg: SweepConfig, model: Surrogate) -> list[dict]:
     rerun = partial(_rerun, seed=seed, configs=configs, model=model)
 
     def row(rule: str, trial: int, figure: float, runs: int, winner_runs: int, raced: list[int]) -> dict:
-        true = float(model.mean(configs[trial])[0][-1])
+        true = float(model.mean(configs[trial])[0][OBJECTIVE][-1])
         shared = runs + max(0, TODAY - winner_runs) - TODAY
         finals = [rerun([trial], s)[trial] for s in fresh_seeds({cfg.train.seed, *raced}, TODAY)]
         return dict(
@@ -115,7 +116,10 @@ def one_seed(seed: int, cfg: SweepConfig, model: Surrogate) -> list[dict]:
 
 def _rerun(trials: list[int], fresh: int, seed: int, configs: dict, model: Surrogate) -> dict[int, float]:
     """One racing round: each trial's config run again on seed ``fresh``, its objective at max_t."""
-    return {t: float(model.source(RACE_DRAWS + 100_000 * seed + 100 * t + fresh)(configs[t], t)[0][-1]) for t in trials}
+    return {
+        t: float(model.source(RACE_DRAWS + 100_000 * seed + 100 * t + fresh)(configs[t], t)[0][OBJECTIVE][-1])
+        for t in trials
+    }
 
 
 def report(frame: pd.DataFrame, noise: float) -> None:

@@ -52,6 +52,7 @@ from scipy.stats import spearmanr, wilcoxon
 
 from wsl import table
 from wsl.compose import load_config, load_yaml
+from wsl.metrics import OBJECTIVE
 from wsl.sweep import warmstart
 from wsl.sweep.config import SweepConfig, upgrade
 from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, warm_trials
@@ -74,15 +75,15 @@ SETTINGS = {
 
 def check_surrogate(model: Surrogate) -> tuple[float, float, float]:
     """Held-out error of the final objective (10-fold): (Spearman, mean absolute error, one run's noise MAE)."""
-    predicted, recorded = model.held_out()[:, -1], model.curves[:, -1]
-    noise = float(np.abs(model.noise[:, -1]).mean())
+    predicted, recorded = model.held_out()[:, 0, -1], model.curves[:, 0, -1]
+    noise = float(np.abs(model.noise[:, 0, -1]).mean())
     return float(spearmanr(predicted, recorded).statistic), float(np.abs(predicted - recorded).mean()), noise
 
 
 def flat_top(model: Surrogate, noise: float) -> str:
     """How many of the recorded configs (uniform draws of the space) a searcher cannot tell from the best:
     their surrogate mean final objective within one run's noise of the best one's."""
-    finals = np.array([model.mean(config)[0][-1] for config in model.configs])
+    finals = np.array([model.mean(config)[0][OBJECTIVE][-1] for config in model.configs])
     best = finals.max()
     near = (finals >= best - noise).mean()
     return f"the space's top: {near:.0%} of the recorded configs lie within one run's noise of the best ({best:.3f})"
@@ -98,7 +99,7 @@ def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
     """
     searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
     configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
-    finals = {trial: model.mean(config)[0][-1] for trial, config in configs.items()}
+    finals = {trial: model.mean(config)[0][OBJECTIVE][-1] for trial, config in configs.items()}
     best: dict[int, float] = {}
     ended: dict[int, float] = {}
     judged = []

@@ -21,7 +21,7 @@ def sweep(*overrides):
 def by_beta(config: dict, number: int):
     """A curve that rises to a level set by beta (low beta: better), one second an epoch."""
     level = 1 - config["loss.beta"]
-    return level * np.linspace(0.5, 1, MAX_T), np.ones(MAX_T)
+    return {"objective": level * np.linspace(0.5, 1, MAX_T)}, np.ones(MAX_T)
 
 
 def test_random_search_without_asha_runs_every_trial_to_max_t():
@@ -101,7 +101,7 @@ def test_a_smoothed_objective_is_the_best_so_far_or_the_mean_of_the_last_three_e
 
 def test_asha_and_the_searcher_see_the_smoothed_objective():
     def dipping(config, number):  # rises, dips at the rung epoch 2, recovers
-        return np.array([0.5, 0.1, 0.6, 0.7, 0.8, 0.9]) * (1 - config["loss.beta"]), np.ones(MAX_T)
+        return {"objective": np.array([0.5, 0.1, 0.6, 0.7, 0.8, 0.9]) * (1 - config["loss.beta"])}, np.ones(MAX_T)
 
     epochs = simulate(sweep(), Setting("random", smoothing="best"), dipping, seed=0)
     best_so_far = epochs.groupby("trial")["objective"].cummax()
@@ -128,7 +128,7 @@ def record(betas, seeds=(0,), noise=0.0, seconds=lambda i: 2.0):
     rows = []
     for i, beta in enumerate(betas):
         for seed in seeds:
-            curve, _ = by_beta({"loss.beta": beta}, 0)
+            curve = by_beta({"loss.beta": beta}, 0)[0]["objective"]
             curve = curve + noise * rng.standard_normal(MAX_T)
             rows += [
                 {
@@ -151,7 +151,7 @@ def record(betas, seeds=(0,), noise=0.0, seconds=lambda i: 2.0):
 def test_the_surrogate_predicts_held_out_configs():
     betas = np.geomspace(0.05, 1.0, 40)
     model = Surrogate(record(betas), sweep().params())
-    error = np.abs(model.held_out()[:, -1] - (1 - betas))  # each predicted by a fit without it
+    error = np.abs(model.held_out()[:, 0, -1] - (1 - betas))  # each predicted by a fit without it
     assert np.median(error) < 0.03  # trees do not extrapolate: the ends of the range are worse
 
 
@@ -159,7 +159,7 @@ def test_the_surrogate_curve_is_not_led_by_seconds_that_vary_with_another_key():
     """Epoch seconds (tens) dwarf objectives (below 1): a joint fit would split on what sets the seconds."""
     betas = np.random.default_rng(1).permutation(np.geomspace(0.05, 1.0, 40))
     model = Surrogate(record(betas, seconds=lambda i: 5.0 + 40.0 * (i % 2)), sweep().params())
-    error = np.abs(model.held_out()[:, -1] - (1 - betas))
+    error = np.abs(model.held_out()[:, 0, -1] - (1 - betas))
     assert np.median(error) < 0.03
 
 
@@ -173,14 +173,14 @@ def test_the_surrogate_times_epochs_from_runs_on_an_idle_machine_only():
 
 def test_the_surrogate_noise_is_the_seed_to_seed_spread_of_the_repeats():
     model = Surrogate(record(np.geomspace(0.05, 1.0, 10), seeds=(0, 1), noise=0.1), sweep().params())
-    assert model.noise.shape == (10, MAX_T) and model.noise.std() == pytest.approx(0.1, abs=0.03)
+    assert model.noise.shape == (10, 1, MAX_T) and model.noise.std() == pytest.approx(0.1, abs=0.03)
 
 
 def test_the_surrogate_answers_a_proposal_with_a_curve_and_its_seconds():
     model = Surrogate(record(np.geomspace(0.05, 1.0, 40)), sweep().params())
     proposal = {"loss.beta": 0.2, "tokens.width": "row", "loss.gamma": 0.05, "loss.probe_size": 256, "optim.lr": 1e-3}
-    objective, seconds = model.source(0, noise=False)(proposal, 0)
-    assert objective[-1] == pytest.approx(0.8, abs=0.1) and seconds == pytest.approx([2.0] * MAX_T)
+    curves, seconds = model.source(0, noise=False)(proposal, 0)
+    assert curves["objective"][-1] == pytest.approx(0.8, abs=0.1) and seconds == pytest.approx([2.0] * MAX_T)
 
 
 def test_a_recorded_sweep_replays_its_finished_trials_only():
@@ -198,4 +198,39 @@ def test_a_recorded_sweep_replays_its_finished_trials_only():
     )
     configs, curve = recorded(trials, epochs, ["loss.beta"], MAX_T)
     assert configs == [{"loss.beta": 0.1}, {"loss.beta": 0.3}]
-    assert curve(configs[1], 1)[0].tolist() == [0.2] * MAX_T  # c's curve, padded after ASHA stopped it
+    assert curve(configs[1], 1)[0]["objective"].tolist() == [0.2] * MAX_T  # c's curve, padded after ASHA stopped it
+
+
+def two_objectives(config: dict, number: int):
+    """Agreement rises to a level set by beta (low: better), R² to one set by gamma (high: better): a trade-off."""
+    rise = np.linspace(0.5, 1, MAX_T)
+    agreement, r2 = (1 - config["loss.beta"]) * rise, config["loss.gamma"] * 2 * rise
+    return {"rec_agreement": agreement, "probe_r2": r2}, np.ones(MAX_T)
+
+
+def test_a_multi_objective_replay_stops_trials_as_the_multi_objective_asha_says_in_arrival_order():
+    cfg = sweep("search.max_concurrent=1", "objective=[rec_agreement,probe_r2]")
+    epochs = simulate(cfg, Setting("random"), two_objectives, seed=0)
+    asha, expected = search.scheduler(cfg), {}
+    for row in epochs.itertuples():  # one trial at a time: arrival order is trial by trial
+        trial = type("T", (), {"trial_id": f"t{row.trial}"})()
+        result = {"training_iteration": row.epoch, "rec_agreement": row.rec_agreement, "probe_r2": row.probe_r2}
+        if asha.on_trial_result(None, trial, result) == "STOP" or row.epoch == MAX_T:
+            asha.on_trial_complete(None, trial, result)
+            expected[row.trial] = row.epoch
+    assert epochs.groupby("trial")["epoch"].max().to_dict() == expected
+    assert min(expected.values()) < MAX_T and "seen" not in epochs  # some were stopped; both objectives told
+
+
+def test_a_weighted_sum_sweep_weighs_its_objective_from_the_metrics_a_source_gives():
+    epochs = simulate(sweep("objective=0.5*rec_agreement+0.5*probe_r2"), Setting("optuna"), two_objectives, seed=0)
+    assert np.allclose(epochs["objective"], 0.5 * epochs["rec_agreement"] + 0.5 * epochs["probe_r2"])
+    assert np.allclose(epochs["seen"], epochs["objective"])
+
+
+def test_a_multi_objective_replay_warm_starts_a_study_with_both_objectives():
+    cfg = sweep("objective=[rec_agreement,probe_r2]")
+    earlier = simulate(cfg, Setting("optuna"), two_objectives, seed=1)
+    complete = [t for t in warm_trials(cfg, earlier) if t.state.name == "COMPLETE"]
+    finals = earlier[earlier["epoch"] == MAX_T].sort_values("trial")[["rec_agreement", "probe_r2"]].to_numpy()
+    assert np.allclose([t.values for t in complete], finals)
