@@ -271,6 +271,14 @@ def test_a_multi_objective_sweep_ranks_the_trials_that_reached_max_t_by_dominanc
     assert len(study.directions) == 2 and len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == len(full)
 
 
+def test_a_multi_objective_sweep_ends_by_printing_its_front(multi):
+    directory, result = multi
+    trials = table.read_trials(directory)
+    front = sorted(trials.loc[trials["pareto_rank"] == 0, "trial_id"])
+    closing = result.stdout[result.stdout.index("the front of mo") :]
+    assert sorted(re.findall(r"^│ (\S+) +│", closing, flags=re.MULTILINE)) == front
+
+
 def test_results_of_a_multi_objective_sweep_list_its_front_first_and_pareto_keeps_only_it(env, multi):
     trials = table.read_trials(multi[0])
     front = sorted(trials.loc[trials["pareto_rank"] == 0, "trial_id"])

@@ -375,9 +375,17 @@ def _saved_sweep(name: str):
 
 
 def _show_results(name: str, top: int = 10) -> None:
+    """What a sweep found: its top trials; a multi-objective sweep's front (all of it: no trial on it is better)."""
     from wsl import results
+    from wsl.table import TERMINATED
 
-    console.print(results.render(results.query(results.load(name), top=top), title=f"top trials of {name}"))
+    frame, columns = results.load(name), results.objectives(name)
+    if len(columns) == 1:
+        return console.print(results.render(results.query(frame, top=top), title=f"top trials of {name}"))
+    front = results.front(frame, columns)
+    reached = int((frame["status"] == TERMINATED).sum())
+    title = f"the front of {name}: {len(front)} of the {reached} trials that reached max_t, none beaten on all of "
+    console.print(results.render(front, title=title + ", ".join(columns)))
 
 
 def _columns(spec: str | None) -> list[str] | None:
