@@ -41,9 +41,13 @@ a trial ASHA stopped (it holds no intermediate values): pruned (what a sweep
 does), complete with its rung's values (Ray's stock ``OptunaSearch``), or
 nothing (the trial stays running in the study).
 
-    python benchmarks/front_search.py --png benchmarks/data/front_anytime.png   # 40 report seeds: about 1 min
-    python benchmarks/front_search.py --tune        # ASHA and start-up settings of tpe+moasha on seeds 0-29
+    # 40 report seeds at sweep=front's setting (the one --tune chose): about 1 min; RESULTS.md, "The front"
+    python benchmarks/front_search.py --grace 3 --rf 4 --samples 48 --startup 16 --png benchmarks/data/front_anytime.png
+    python benchmarks/front_search.py --tune        # ASHA, trials and start-up of tpe+moasha on seeds 0-29: 10 min
     python benchmarks/front_search.py --validate benchmarks/data/sweeps/front-1   # a real sweep's figures
+
+NSGA-II under ASHA draws at random at this budget: a generation (16 trials)
+needs complete ones, and few reach ``max_t``.
 """
 
 from __future__ import annotations
@@ -226,13 +230,14 @@ def anytime_png(frame: pd.DataFrame, names: list[str], path: str) -> None:
     print(f"any-time curves: {path}")
 
 
-GRID_TUNE = {"grace_period": (1, 2, 3), "reduction_factor": (2, 3, 4), "samples": (24, 48, 96)}
+GRID_TUNE = {"grace_period": (1, 2, 3), "reduction_factor": (2, 3, 4), "samples": (24, 48, 72)}
 GRID_MORE = {"startup": (4, 8, 16), "brackets": (1, 2)}  # then on the best of GRID_TUNE
 
 
 def tune(cfgs: dict[bool, SweepConfig], model: Surrogate, seeds: list[int], jobs: int) -> None:
     """On the tuning ``seeds``: every combination of ``GRID_TUNE`` for tpe+moasha, then ``GRID_MORE`` on the best;
-    best first (median share of random's trial-epochs, then the judged hypervolume at the end)."""
+    best first (median share of random's trial-epochs, then the judged hypervolume at the end), among the settings
+    whose whole search spends at most random search's budget (median): a bigger one buys its share with more draws."""
     best = _ranked(cfgs, model, seeds, jobs, GRID_TUNE, {})
     _ranked(cfgs, model, seeds, jobs, GRID_MORE, best)
 
@@ -242,11 +247,14 @@ def _ranked(cfgs, model: Surrogate, seeds: list[int], jobs: int, grid: dict, bas
     searches = {str(c): Search(Setting("optuna", **c)) for c in combos}
     with mp.get_context("fork").Pool(jobs) as pool:
         frame = pd.DataFrame(pool.map(partial(one_seed, cfgs=cfgs, model=model, searches=searches), seeds))
-    rows = sorted((np.median(frame[f"{n} epochs"]), -frame[f"{n} hv"].median(), i) for i, n in enumerate(searches))
+    rows = sorted(
+        (np.median(frame[f"{n} epochs"]), -frame[f"{n} hv"].median(), frame[f"{n} spent epochs"].median(), i)
+        for i, n in enumerate(searches)
+    )
     print(f"{len(seeds)} tuning seeds, {len(searches)} settings of {MAIN}; median share of random's trial-epochs")
-    for median, hv, i in rows[:10]:
-        print(f"  {median:.2f}  hv {-hv:.4f}  {combos[i]}")
-    return combos[rows[0][2]]
+    for median, hv, spent, i in rows[:12]:
+        print(f"  {median:.2f}  hv {-hv:.4f}  spent {spent:.2f}  {combos[i]}")
+    return combos[next(i for *_, spent, i in rows if spent <= 1.0)]
 
 
 def validate(directory: Path) -> None:
