@@ -14,10 +14,14 @@ $(BIN)/wsl: pyproject.toml
 
 .PHONY: demo test lint
 # Each demo is a new sweep (a name that exists already needs --resume); the zoo is built once.
-DEMO ?= demo-$(shell date +%Y%m%d-%H%M%S)
+# The name is fixed once (:=): the sweep and the front read the same sweep.
+ifndef DEMO
+DEMO := demo-$(shell date +%Y%m%d-%H%M%S)
+endif
 demo: $(BIN)/wsl
 	$(BIN)/wsl zoo make
 	$(BIN)/wsl sweep name=$(DEMO)
+	$(BIN)/wsl results $(DEMO) --pareto
 
 test: $(BIN)/wsl
 	$(BIN)/pytest

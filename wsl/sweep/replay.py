@@ -15,7 +15,7 @@ ASHA first, and then either to the searcher's ``on_trial_result`` (continue) or,
 with that same result, to its ``on_trial_complete`` (stopped, or at ``max_t``).
 
 A source answers with the curves of named metrics; the sweep's objectives are
-taken from them as a sweep takes them from its epochs (``SweepConfig.objective_values``),
+weighed from them as a sweep weighs them from its epochs (``objective_curves``),
 so one source replays a weighted-sum sweep and a multi-objective one (its
 searcher told every objective, its ASHA the multi-objective one) alike.
 """
