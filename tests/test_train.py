@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from wsl import metrics
-from wsl.config import OptimConfig, TokenConfig, TrainConfig
+from wsl import evaluate, metrics
+from wsl.config import EvalConfig, OptimConfig, TokenConfig, TrainConfig
 from wsl.data import behavior, prepare
 from wsl.errors import WslError
-from wsl.evaluate import copy_baselines, final_rows, probe_rows, reconstruction
+from wsl.evaluate import copy_baselines, epoch_inputs, final_rows, originals, probe_rows, reconstruction
 from wsl.generate import generation_population
 from wsl.losses import LossConfig
 from wsl.model import ModelConfig
@@ -181,7 +181,8 @@ def test_a_finished_run_reloads_from_its_directory_alone(finished, small_zoo_pat
     fitted = prepare(load_zoo(small_zoo_path), 32, "cpu").norm
     assert torch.equal(reloaded.norm.mean, fitted.mean) and torch.equal(reloaded.norm.std, fitted.std)
     assert reloaded.epoch == reports[-1]["epoch"] and reloaded.cfg.model.latent_dim == 8
-    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5, split="val")
+    data = reloaded.data()
+    rec = reconstruction(reloaded.model, data, working_acc=0.5, held=originals(data, "val"))
     assert {k: rec[k] for k in RECONSTRUCTION} == {k: reports[-1][k] for k in RECONSTRUCTION}
 
 
@@ -192,7 +193,8 @@ def test_a_checkpoint_of_the_first_format_reloads_by_refitting_from_its_zoo(fini
     (tmp_path / "old").mkdir()
     torch.save(old, tmp_path / "old" / CHECKPOINT)
     reloaded = load_run(tmp_path / "old", "cpu")
-    rec = reconstruction(reloaded.model, reloaded.data(), working_acc=0.5, split="val")
+    data = reloaded.data()
+    rec = reconstruction(reloaded.model, data, working_acc=0.5, held=originals(data, "val"))
     assert {k: rec[k] for k in RECONSTRUCTION} == {k: reports[-1][k] for k in RECONSTRUCTION}
 
 
@@ -308,9 +310,9 @@ def test_the_end_of_a_run_reports_the_test_models_under_test_names(run, small_zo
     _, reports, final = run
     assert not any(k.startswith("test_") for k in reports[-1])
     data = prepare(load_zoo(small_zoo_path), 32, "cpu")
-    copies = copy_baselines(data, "test", 0.5)
+    copies = copy_baselines(data, originals(data, "test"), 0.5)
     assert {k: final[f"test_{k}"] for k in copies} == copies
-    assert {k: reports[-1][k] for k in copies} == copy_baselines(data, "val", 0.5) != copies
+    assert {k: reports[-1][k] for k in copies} == copy_baselines(data, originals(data, "val"), 0.5) != copies
 
 
 def test_a_run_with_eval_test_off_computes_no_test_figure(small_zoo_path, tmp_path):
@@ -335,7 +337,7 @@ def test_a_copied_training_model_agrees_with_its_original_as_computed_by_hand(sm
     best = agree[:, acc[train_rows].argmax()]
     closest = agree[np.arange(len(held)), np.abs(acc[held][:, None] - acc[train_rows][None]).argmin(1)]
     working = acc[held] >= 0.5
-    got = copy_baselines(data, "test", 0.5)
+    got = copy_baselines(data, originals(data, "test"), 0.5)
     assert got["copy_best_agreement_working"] == pytest.approx(best[working].mean())
     assert got["copy_closest_agreement_working"] == pytest.approx(closest[working].mean())
     assert got["copy_oracle_agreement_working"] == pytest.approx(agree.max(1)[working].mean())
@@ -354,3 +356,69 @@ def test_a_resumed_run_reports_what_an_uninterrupted_one_does(small_zoo_path, tm
     assert cfg.loss.resample and [r["epoch"] for r in rest] == [2]
     a, b = (pd.DataFrame(r).drop(columns="time_s") for r in (whole[1:], rest))
     assert a.equals(b)
+
+
+def test_the_originals_run_once_a_run_and_each_epoch_runs_only_the_reconstructions(
+    small_zoo_path, tmp_path, monkeypatch
+):
+    """Two epochs: the validation originals are run once (their predictions never change), the training
+    models once (the copy baselines), the reconstructions every epoch."""
+    data = prepare(load_zoo(small_zoo_path), 32, "cpu")
+    val_weights = {k: v[final_rows(data, "val")] for k, v in data.zoo.weights.items()}
+    calls = []
+    real = evaluate._predictions
+
+    def counted(arch, params, activations, x, **kw):
+        calls.append(all(torch.equal(params[k], val_weights[k]) for k in params))
+        return real(arch, params, activations, x, **kw)
+
+    monkeypatch.setattr(evaluate, "_predictions", counted)
+    cfg = replace(config(small_zoo_path, tmp_path), generate=0, optim=OptimConfig(epochs=2, batch_size=16))
+    cfg.eval.test = False
+    train(cfg, lambda metrics: None)
+    assert calls.count(True) == 1 and len(calls) == 2 + 2
+
+
+def test_eval_inputs_is_one_fixed_subset_of_the_test_inputs_whatever_the_epoch_or_seed(small_zoo_path):
+    task = prepare(load_zoo(small_zoo_path), 32, "cpu").task
+    x, y = epoch_inputs(task, 50)
+    assert x.shape == (50, *task.x_test.shape[1:]) and y.shape == (50,)
+    index = [int((task.x_test == row).flatten(1).all(1).nonzero()[0]) for row in x]
+    assert index == sorted(set(index)) and torch.equal(y, task.y_test[index])  # drawn without replacement, in order
+    torch.manual_seed(1)  # a run's seed does not move the subset
+    assert torch.equal(epoch_inputs(task, 50)[0], x)
+    assert epoch_inputs(task, len(task.x_test) + 1)[0] is task.x_test and epoch_inputs(task, None)[0] is task.x_test
+
+
+def test_a_run_on_a_subset_reports_it_every_epoch_and_the_whole_test_set_at_the_end(small_zoo_path, tmp_path):
+    """Two seeds at eval.inputs=40: their epochs' originals run on the same 40 inputs, and the end of the run
+    (the test figures) is what a run on every input reports."""
+    base = replace(config(small_zoo_path, tmp_path / "a"), generate=0, optim=OptimConfig(epochs=1, batch_size=16))
+    base.eval = replace(base.eval, baselines=False)
+    finals, seen = {}, []
+    real = evaluate.originals
+
+    def recorded(data, split, inputs=None):
+        held = real(data, split, inputs)
+        seen.append((split, held.x))
+        return held
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "originals", recorded)
+        patch.setattr("wsl.train.originals", recorded)
+        for name, seed, inputs in (("sub0", 0, 40), ("sub1", 1, 40), ("all", 0, None)):
+            cfg = replace(base, out=str(tmp_path / name), seed=seed, eval=replace(base.eval, inputs=inputs))
+            finals[name] = train(cfg, lambda metrics: None)
+    (v0, x0), _, (v1, x1), (t1, xt), (va, xa), _ = seen
+    assert (v0, v1, t1, va) == ("val", "val", "test", "val") and len(x0) == 40 and torch.equal(x0, x1)
+    assert len(xt) == len(xa) > 40
+    test = [k for k in finals["all"] if k.startswith("test_rec") or k.startswith("test_copy")]
+    assert test and {k: finals["sub0"][k] for k in test} == pytest.approx(
+        {k: finals["all"][k] for k in test}, nan_ok=True
+    )
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "64"])
+def test_eval_inputs_out_of_range_is_named(value):
+    with pytest.raises(WslError, match=r"eval\.inputs"):
+        TrainConfig(eval=EvalConfig(inputs=value))

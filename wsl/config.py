@@ -41,6 +41,7 @@ class EvalConfig:
     working_acc: float = WORKING_ACC  # held-out originals at or above this test accuracy are "working"
     baselines: bool = True  # boosting and metadata baselines at the end of a run (seconds; sweep trials skip them)
     test: bool = True  # the end of a run: baselines and the test figures (test_*); sweep trials never compute them
+    inputs: int | None = None  # test inputs each epoch's reconstructions run on (a fixed subset); None: all
 
 
 @dataclass
@@ -102,10 +103,15 @@ class TrainConfig:
             ("augment.erase_p", self.augment.erase_p, 0 <= self.augment.erase_p <= 1, "in [0, 1]"),
             ("augment.noise", self.augment.noise, self.augment.noise >= 0, ">= 0"),
             ("eval.working_acc", self.eval.working_acc, 0 <= self.eval.working_acc <= 1, "in [0, 1]"),
+            ("eval.inputs", self.eval.inputs, _count_or_none(self.eval.inputs), "an integer >= 1, or null (all)"),
         ]
         for key, value, ok, expected in checks:
             if not ok:
                 raise WslError(f"config value {key}={value!r} is invalid: expected {expected}")
+
+
+def _count_or_none(value) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
 
 
 def with_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:

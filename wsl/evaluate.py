@@ -9,6 +9,10 @@ promoted run), under names that say so (``test_*``); sweep trials never call it.
 
 - ``run_models``: test accuracy of (decoded) models and their agreement with
   the originals (share of test inputs on which both predict the same class).
+- ``originals``: a held-out split's trained originals and their predictions on
+  the test inputs they are judged on (all, or a fixed subset: ``eval.inputs``),
+  computed once per run: they never change within it, so an epoch runs only
+  the reconstructions.
 - ``evaluate_epoch``: what a run reports every epoch (DESIGN.md's metrics):
   held-out structural loss, reconstruction of the validation split's trained
   models (all of them, and apart for *working* and *broken* originals: a
@@ -23,6 +27,8 @@ promoted run), under names that say so (``test_*``); sweep trials never call it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,27 +47,62 @@ from wsl.zoo.tasks import Task
 EXTRA_TARGETS = ("epoch", "gap")  # probed at the end of a run: probe_r2_epoch, probe_tau_gap, ...
 
 
+INPUTS_SEED = 0  # draws eval.inputs' subset: not the run's seed, so every run on a zoo is judged on the same inputs
+
+
+@dataclass(frozen=True)
+class Originals:
+    """A held-out split's trained originals and what they predict on the test inputs they are judged on.
+
+    Their predictions never change within a run: computed once (``originals``), read by every epoch's
+    reconstruction metrics and by the copy baselines, so that an epoch runs only the reconstructions.
+    """
+
+    split: str
+    rows: np.ndarray  # [H] the split's rows at the zoo's last checkpoint (``final_rows``)
+    x: Tensor  # [N, C, H, W] the test inputs: all of them, or ``eval.inputs``' fixed subset
+    y: Tensor  # [N] their labels, on the predictions' device
+    pred: Tensor  # [H, N] the originals' predicted classes on ``x``
+
+
+@torch.no_grad()
+def originals(data: Data, split: str, inputs: int | None = None) -> Originals:
+    """``split``'s trained originals run once on the test inputs (``epoch_inputs(data.task, inputs)``)."""
+    x, y = epoch_inputs(data.task, inputs)
+    rows = final_rows(data, split)
+    pred = _predictions(data.lay.arch, _weights(data, rows), list(data.activations[rows]), x)
+    return Originals(split, rows, x, y.to(pred.device), pred)
+
+
+def epoch_inputs(task: Task, count: int | None) -> tuple[Tensor, Tensor]:
+    """The test inputs ``[N, C, H, W]`` and labels ``[N]`` a per-epoch evaluation runs on: all of them (``count``
+    None, or at least the test set), else ``count`` drawn without replacement with ``INPUTS_SEED``, in the test
+    set's order: the same subset every epoch, for every seed and every run with the same count on the task."""
+    if count is None or count >= len(task.x_test):
+        return task.x_test, task.y_test
+    gen = torch.Generator().manual_seed(INPUTS_SEED)
+    pick = torch.randperm(len(task.x_test), generator=gen)[:count].sort().values
+    return task.x_test[pick], task.y_test[pick]
+
+
 @torch.no_grad()
 def run_models(
     arch: Arch, params: dict[str, Tensor], activations, task: Task, reference: dict[str, Tensor] | None = None
 ) -> dict[str, np.ndarray]:
     """Per-model test ``acc`` and, given reference params, ``agreement`` with the reference's predictions."""
-    pred = _predictions(arch, params, activations, task)
+    pred = _predictions(arch, params, activations, task.x_test)
     out = {"acc": (pred == task.y_test.to(pred.device)).double().mean(1).cpu().numpy()}
     if reference is not None:
-        ref = _predictions(arch, reference, activations, task)
+        ref = _predictions(arch, reference, activations, task.x_test)
         out["agreement"] = (pred == ref).double().mean(1).cpu().numpy()
     return out
 
 
-def _predictions(arch: Arch, params: dict[str, Tensor], activations, task: Task, chunk: int = 256) -> Tensor:
-    """Predicted classes [N, test inputs]."""
+def _predictions(arch: Arch, params: dict[str, Tensor], activations, x: Tensor, chunk: int = 256) -> Tensor:
+    """Predicted classes ``[models, N]`` on the inputs ``x`` ``[N, C, H, W]``, ``chunk`` inputs at a time."""
     device = next(iter(params.values())).device
     return torch.cat(
-        [
-            forward(arch, params, task.x_test[s : s + chunk].to(device), activations).argmax(-1)
-            for s in range(0, len(task.x_test), chunk)
-        ],
+        [forward(arch, params, x[s : s + chunk].to(device), activations).argmax(-1) for s in range(0, len(x), chunk)],
         dim=1,
     )
 
@@ -80,19 +121,23 @@ def decode_rows(model: Autoencoder, data: Data, rows: np.ndarray) -> dict[str, T
 
 
 @torch.no_grad()
-def evaluate_epoch(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, float]:
-    """Held-out structural loss and the validation models' scores: what a sweep may decide by."""
+def evaluate_epoch(model: Autoencoder, data: Data, ev: EvalConfig, val: Originals) -> dict[str, float]:
+    """Held-out structural loss and the validation models' scores: what a sweep may decide by.
+
+    ``val``: ``originals(data, "val", ev.inputs)``, computed once per run.
+    """
     model.eval()
     mask = data.lay.mask.to(data.tokens.device)
-    val = data.tokens[data.rows["val"]]
-    val_struct = float(struct_loss(model(val, positions_of(data))[0], val, mask))
-    return {"val_loss_struct": val_struct, **scores(model, data, ev, "val")}
+    tokens = data.tokens[data.rows["val"]]
+    val_struct = float(struct_loss(model(tokens, positions_of(data))[0], tokens, mask))
+    return {"val_loss_struct": val_struct, **scores(model, data, ev, val)}
 
 
-def scores(model: Autoencoder, data: Data, ev: EvalConfig, split: str) -> dict[str, float]:
-    """Reconstruction of ``split``'s trained models and the embedding probe scored on ``split`` (all and later
+def scores(model: Autoencoder, data: Data, ev: EvalConfig, held: Originals) -> dict[str, float]:
+    """Reconstruction of ``held``'s originals and the embedding probe scored on their split (all and later
     rows): the metrics of ``wsl.metrics.SCORES``, unprefixed."""
-    out = reconstruction(model, data, ev.working_acc, split)
+    split = held.split
+    out = reconstruction(model, data, ev.working_acc, held)
     probed = _probes(probes.ridge_probe, embeddings(model, data), _target(data, "test_acc"), data, ev, (split,))
     for suffix, by_split in probed.items():
         out[f"probe_r2{suffix}"], out[f"probe_tau{suffix}"] = by_split[split]["r2"], by_split[split]["tau"]
@@ -138,13 +183,13 @@ def final_rows(data: Data, split: str) -> np.ndarray:
     return np.intersect1d(data.rows[split], np.flatnonzero(last))
 
 
-def reconstruction(model: Autoencoder, data: Data, working_acc: float, split: str) -> dict[str, float]:
-    """Reconstructed ``split`` models: all together, and working and broken originals apart.
+def reconstruction(model: Autoencoder, data: Data, working_acc: float, held: Originals) -> dict[str, float]:
+    """Reconstructed ``held`` originals: all together, and working and broken originals apart.
 
     ``rec_acc_corr``: the correlation across models of original and reconstructed
     accuracy: whether reconstructions keep the originals' order and spread.
     """
-    per = reconstruction_per_model(model, data, split)
+    per = reconstruction_per_model(model, data, held)
     orig, rec, agree = per["test_acc"], per["rec_acc"], per["agreement"]
     working = orig >= working_acc
     return {
@@ -164,14 +209,19 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
-def reconstruction_per_model(model: Autoencoder, data: Data, split: str) -> dict[str, np.ndarray]:
-    """For each trained ``split`` model: its row, original and reconstructed test accuracy, agreement."""
-    rows = final_rows(data, split)
-    rec = run_models(
-        data.lay.arch, decode_rows(model, data, rows), list(data.activations[rows]), data.task, _weights(data, rows)
-    )
+@torch.no_grad()
+def reconstruction_per_model(model: Autoencoder, data: Data, held: Originals) -> dict[str, np.ndarray]:
+    """For each of ``held``'s originals: its row, its recorded test accuracy, its reconstruction's accuracy and
+    agreement with it on ``held``'s inputs. Only the reconstructions run: the originals' predictions are held."""
+    rows = held.rows
+    pred = _predictions(data.lay.arch, decode_rows(model, data, rows), list(data.activations[rows]), held.x)
     test_acc = data.zoo.models["test_acc"].to_numpy()[rows]
-    return {"row": rows, "test_acc": test_acc, "rec_acc": rec["acc"], "agreement": rec["agreement"]}
+    return {
+        "row": rows,
+        "test_acc": test_acc,
+        "rec_acc": (pred == held.y).double().mean(1).cpu().numpy(),
+        "agreement": (pred == held.pred).double().mean(1).cpu().numpy(),
+    }
 
 
 def _weights(data: Data, rows: np.ndarray) -> dict[str, Tensor]:
@@ -180,8 +230,9 @@ def _weights(data: Data, rows: np.ndarray) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def copy_baselines(data: Data, split: str, working_acc: float) -> dict[str, float]:
-    """Agreement with ``split``'s trained originals of a training model copied in place of a reconstruction.
+def copy_baselines(data: Data, held: Originals, working_acc: float) -> dict[str, float]:
+    """Agreement with ``held``'s originals, on ``held``'s inputs, of a training model copied in place of a
+    reconstruction.
 
     Three copies per original, from the training split's trained models: ``best``, the
     one of highest recorded test accuracy (the same for every original); ``closest``,
@@ -189,21 +240,19 @@ def copy_baselines(data: Data, split: str, working_acc: float) -> dict[str, floa
     finds); ``oracle``, the one that agrees most with this original (knows the
     answer). Reported apart for working and broken originals, as
     ``rec_agreement_working``/``_broken`` are: a reconstruction below these carries
-    nothing of its own original. They depend on the zoo alone: computed once a run.
+    nothing of its own original. They depend on the zoo and the inputs alone: computed once a run.
     """
-    held, train = final_rows(data, split), final_rows(data, "train")
+    train = final_rows(data, "train")
     acc = data.zoo.models["test_acc"].to_numpy()
-    arch, task = data.lay.arch, data.task
-    pred_held = _predictions(arch, _weights(data, held), list(data.activations[held]), task)  # [H, N]
-    pred_train = _predictions(arch, _weights(data, train), list(data.activations[train]), task)  # [T, N]
-    agree = torch.stack([(pred_train == p).double().mean(1) for p in pred_held]).cpu().numpy()  # [H, T]
-    closest = np.abs(acc[held][:, None] - acc[train][None]).argmin(1)
+    pred_train = _predictions(data.lay.arch, _weights(data, train), list(data.activations[train]), held.x)  # [T, N]
+    agree = torch.stack([(pred_train == p).double().mean(1) for p in held.pred]).cpu().numpy()  # [H, T]
+    closest = np.abs(acc[held.rows][:, None] - acc[train][None]).argmin(1)
     copies = {
         "best": agree[:, acc[train].argmax()],
-        "closest": agree[np.arange(len(held)), closest],
+        "closest": agree[np.arange(len(held.rows)), closest],
         "oracle": agree.max(1),
     }
-    working = acc[held] >= working_acc
+    working = acc[held.rows] >= working_acc
     return {
         f"copy_{name}_agreement_{kind}": _mean(values[mask])
         for name, values in copies.items()
@@ -217,7 +266,8 @@ def embeddings(model: Autoencoder, data: Data) -> np.ndarray:
 
 
 def evaluate_final(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, float]:
-    """The end of a run that reports: baselines and extra targets on validation and test, every score on test.
+    """The end of a run that reports: baselines and extra targets on validation and test, every score on test
+    (on every test input, whatever ``ev.inputs`` is).
 
     ``baseline_*``: ridge on weight statistics (always: cheap); with ``ev.baselines``
     also ``boost_*``, boosting on the same statistics, and ``meta_*``, boosting on
@@ -241,7 +291,8 @@ def evaluate_final(model: Autoencoder, data: Data, ev: EvalConfig) -> dict[str, 
         out |= _named(
             _probes(probes.ridge_probe, features, _target(data, target), data, ev, held)[""], "probe_{}_" + target
         )
-    test = {**scores(model, data, ev, "test"), **copy_baselines(data, "test", ev.working_acc)}
+    held_test = originals(data, "test")
+    test = {**scores(model, data, ev, held_test), **copy_baselines(data, held_test, ev.working_acc)}
     return out | {TEST_PREFIX + k: v for k, v in test.items()}
 
 

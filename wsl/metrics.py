@@ -44,7 +44,8 @@ RECONSTRUCTION = (
     "orig_acc_broken",
     "rec_acc_corr",
 )
-"""Reconstructed held-out models at the zoo's last checkpoint, run as networks (``wsl.evaluate.reconstruction``)."""
+"""Reconstructed held-out models at the zoo's last checkpoint, run as networks (``wsl.evaluate.reconstruction``)
+on the task's test inputs: each epoch on ``eval.inputs`` of them (a fixed subset; null: all), at the end on all."""
 
 PROBE = ("probe_r2", "probe_tau", "probe_r2_later", "probe_tau_later")
 """The embedding's ridge probe of test accuracy, on all held-out rows and on later checkpoints."""
@@ -53,7 +54,8 @@ COPIES = tuple(
     f"copy_{copy}_agreement_{kind}" for copy in ("best", "closest", "oracle") for kind in ("working", "broken")
 )
 """Agreement baselines (``wsl.evaluate.copy_baselines``): a copied training model's agreement with the same
-originals ``rec_agreement_working``/``_broken`` are measured on; the zoo's alone, the same every epoch."""
+originals and inputs ``rec_agreement_working``/``_broken`` are measured on; the zoo's alone, the same every
+epoch."""
 
 EPOCH = (
     "epoch",

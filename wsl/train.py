@@ -26,7 +26,7 @@ from wsl.augment import two_views
 from wsl.config import TrainConfig
 from wsl.data import Behavior, Data, behavior, prepare
 from wsl.device import pick_device
-from wsl.evaluate import copy_baselines, evaluate_epoch, evaluate_final
+from wsl.evaluate import copy_baselines, evaluate_epoch, evaluate_final, originals
 from wsl.generate import generation
 from wsl.losses import LossScaler, behav_loss, combine, nt_xent, run_tokens, struct_loss
 from wsl.zoo.store import Zoo, load_zoo
@@ -56,7 +56,8 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scaler = LossScaler(cfg.loss.scale_by_first)
     start = run.resume(Path(cfg.out), cfg, model, opt, scaler) if resume else 0
-    copies = copy_baselines(data, "val", cfg.eval.working_acc)  # the zoo's alone: the same every epoch
+    val = originals(data, "val", cfg.eval.inputs)  # the originals' predictions never change: run them once
+    copies = copy_baselines(data, val, cfg.eval.working_acc)  # the zoo's and the inputs' alone: once too
     metrics: dict = {}
     for epoch in range(start + 1, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
@@ -65,7 +66,7 @@ def train(
         if behav is not None and behav.generator is not None:  # resampled behavioral inputs
             behav.generator.manual_seed(epoch_seed(cfg.seed, epoch, BEHAVIOR))
         losses = train_epoch(model, opt, scaler, data, None if warm else behav, cfg, epoch, gen)
-        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval), **copies}
+        metrics = {"epoch": epoch, **losses, **evaluate_epoch(model, data, cfg.eval, val), **copies}
         metrics["time_s"] = time.perf_counter() - t0
         run.save(Path(cfg.out), cfg, data, model, opt, scaler, epoch)
         report(metrics)

@@ -38,7 +38,7 @@ from wsl import results, table
 from wsl.atomic import write_text
 from wsl.config import TrainConfig, flatten, with_values
 from wsl.errors import WslError
-from wsl.evaluate import reconstruction_per_model
+from wsl.evaluate import originals, reconstruction_per_model
 from wsl.metrics import FINAL, OBJECTIVE, PARETO_RANK, TEST_PREFIX, is_objective
 from wsl.model import encode_all
 from wsl.run import load_run
@@ -137,7 +137,7 @@ def run_seed(cfg: TrainConfig, zoo: Zoo) -> tuple[dict, pd.DataFrame]:
     final = {**train(cfg, lambda metrics: None, zoo=zoo), "seed": cfg.seed}
     run = load_run(cfg.out, cfg.device)
     data = run.data(zoo)
-    per = reconstruction_per_model(run.model, data, "test")
+    per = reconstruction_per_model(run.model, data, originals(data, "test"))
     emb = encode_all(run.model, data.tokens[per["row"]], data.lay.positions.to(run.device)).double().cpu().numpy()
     centred = emb - emb.mean(0)
     xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T  # PCA to 2-D
