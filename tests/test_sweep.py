@@ -182,18 +182,23 @@ def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
     assert sorted(max(t.intermediate_values) for t in pruned) == sorted(stopped["epochs"])
 
 
-def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
-    """What `optuna-dashboard results/NAME/optuna.journal` serves, asked through its WSGI app."""
+def dashboard(journal: Path):
+    """What `optuna-dashboard JOURNAL` serves: a GET of one of its API paths, asked through its WSGI app."""
     from optuna_dashboard import wsgi
 
-    directory, _ = finished
-    app = wsgi(study_storage(directory / "optuna.journal"))
+    app = wsgi(study_storage(journal))
 
     def get(path):
         environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
         setup_testing_defaults(environ)
         return json.loads(b"".join(app(environ, lambda status, headers, *exc: None)))
 
+    return get
+
+
+def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
+    directory, _ = finished
+    get = dashboard(directory / "optuna.journal")
     (study,) = get("/api/studies")["study_summaries"]
     states = [t["state"] for t in get(f"/api/studies/{study['study_id']}")["trials"]]
     stopped = (pd.read_parquet(directory / "trials.parquet")["status"] == "STOPPED").sum()
@@ -290,6 +295,32 @@ def test_results_of_a_multi_objective_sweep_list_its_front_first_and_pareto_keep
     assert listed.returncode == 0 and sorted(printed[: len(front)]) == front and len(printed) == len(trials)
     pareto = wsl(env, "results", "mo", "--pareto", "--columns", "trial_id")
     assert sorted(re.findall(r"^│ (\S+) +│", pareto.stdout, flags=re.MULTILINE)) == front
+
+
+def test_the_optuna_dashboard_draws_the_front_the_table_ranks(multi):
+    """The dashboard's Pareto front (its best trials: the study's non-dominated complete trials) is the table's
+    front (``pareto_rank`` 0), config for config and value for value: a trial is complete in the study exactly
+    when it reached max_t (ASHA's stopped trials are told pruned, without values), told its objectives at max_t,
+    the figures the table ranks. The trial that reached max_t off the front is complete there, and not drawn."""
+    directory, _ = multi
+    get = dashboard(directory / "optuna.journal")
+    (summary,) = get("/api/studies")["study_summaries"]
+    study = get(f"/api/studies/{summary['study_id']}")
+    assert study["directions"] == ["maximize", "maximize"]
+    trials = table.read_trials(directory)
+    searched = list(load_yaml(directory / "sweep.yaml", SweepConfig, upgrade).params())
+
+    def drawn(trial: dict) -> tuple:  # a study trial: its config, its values
+        config = {p["name"]: table.cell(p["param_external_value"]) for p in trial["params"]}
+        return tuple(config[key] for key in searched), tuple(trial["values"])
+
+    def ranked(row: dict) -> tuple:  # a trial row: the same
+        return tuple(table.cell(row[key]) for key in searched), (row["rec_agreement"], row["probe_r2"])
+
+    front = trials[trials["pareto_rank"] == 0]
+    assert sorted(map(drawn, study["best_trials"])) == sorted(map(ranked, front.to_dict("records")))
+    complete = [t for t in study["trials"] if t["state"] == "Complete"]
+    assert len(complete) == (trials["status"] == "TERMINATED").sum() > len(front)
 
 
 def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
