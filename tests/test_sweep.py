@@ -323,6 +323,28 @@ def test_the_optuna_dashboard_draws_the_front_the_table_ranks(multi):
     assert len(complete) == (trials["status"] == "TERMINATED").sum() > len(front)
 
 
+def test_promote_pick_runs_the_front_trial_it_keeps_best_on_the_last_objective(env, multi):
+    """``--pick`` keeps front trials by a rule over validation figures and promotes the one best on the last
+    objective (probe_r2), though a trial ASHA stopped that the rule keeps too scored higher: its figure, one epoch
+    in, is not comparable. The PROMOTED row names its front trial, gives its validation figures beside the test
+    figures of the final run, and that run's seed is none a trial ran."""
+    directory, _ = multi
+    rule = "rec_agreement >= 0.1"
+    result = wsl(env, "promote", "mo", "--pick", rule, "--seeds", "1", "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = table.read_trials(directory)
+    kept = trials.query(f"pareto_rank == 0 and {rule}")
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    picked = kept.set_index("trial_id")["probe_r2"]
+    assert len(kept) > 1 and row["source_trial"] == picked.idxmax() and row["pick_value"] == picked.max()
+    assert trials.query(f"status == 'STOPPED' and {rule}")["probe_r2"].max() > picked.max()
+    assert row["pick_rule"] == f"pick {rule}" and row["pick_metric"] == "probe_r2"
+    figures = ["rec_agreement", "probe_r2", "test_rec_agreement", "test_probe_r2"]
+    assert all(pd.notna(row[f]) for f in figures) and row["test_rec_agreement"] != row["rec_agreement"]
+    ran = set(trials.loc[trials["status"] != "PROMOTED", "seed"])
+    assert ran == {0} and row["seeds"] == 1 and row["promoted_seeds"] == "1"
+
+
 def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
     before = sorted(p.name for p in finished[0].iterdir())
     result = wsl(env, "sweep", *tiny(small_zoo_path, "s1"))
