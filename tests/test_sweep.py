@@ -30,6 +30,7 @@ from wsl import table
 from wsl.compose import load_yaml
 from wsl.run import load_run
 from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.moasha import rung_decision
 from wsl.sweep.promote import pick
 from wsl.sweep.replay import Setting, recorded, simulate
 from wsl.sweep.rules import RULES
@@ -576,6 +577,65 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     (run,) = [r for r in runs if r.data.tags["wsl.trial_id"] == resumed]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "objective")) == [1, 2, 3]
     assert run.data.tags["wsl.status"] == "TERMINATED"
+
+
+def test_a_killed_multi_objective_sweep_resumes_judging_at_the_rungs_the_killed_driver_filled(env, small_zoo_path):
+    """SIGKILL a multi-objective sweep's driver once a trial has finished, then ``--resume``.
+
+    Tune saves no scheduler state: ``search.RestoreRungs`` rebuilds the multi-objective ASHA's rungs from the
+    epochs table. So each trial that reaches the rung (epoch 1) after the resume is judged against every result
+    recorded there before it, the killed driver's included. With this seed the first trial, finished before the
+    kill, is ahead of each later one there: the first decision after the resume stops a trial that empty rungs
+    would let through unopposed. The kill waits, as in the single-objective test above, until Tune's snapshot
+    has been replaced twice since a trial was seen finished, so the restored Tune knows it finished.
+    """
+    directory = Path(env["WSL_RESULTS"]) / "mk"
+    objectives = ["rec_agreement", "probe_r2"]
+    args = tiny(small_zoo_path, "mk", "objective=[rec_agreement,probe_r2]", "search.seed=1", "scheduler.max_t=2")
+    driver = subprocess.Popen(
+        [*WSL, "sweep", *args, "search.max_concurrent=1"],
+        env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    finished, snapshots, deadline = pd.DataFrame(), set(), time.time() + 300
+    while len(snapshots) < 3 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+        trials = table.read_trials(directory)
+        if finished.empty and trials is not None:
+            finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
+        if not finished.empty:
+            snapshots.add(tune_snapshot(directory))
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = table.read_epochs(directory)  # what the resumed driver restores the rungs from
+    result = wsl(env, "sweep", "--resume", "mk")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials, epochs = table.read_trials(directory).set_index("trial_id"), table.read_epochs(directory)
+    assert trials["status"].isin(["TERMINATED", "STOPPED"]).sum() == 5
+    assert set(trials["status"]) <= {"TERMINATED", "STOPPED", "REPLACED"}
+    kept = finished.set_index("trial_id")
+    assert trials.loc[kept.index, ["status", "epochs"]].equals(kept[["status", "epochs"]])
+    rows = [e[e["trial_id"].isin(kept.index)].set_index(["trial_id", "epoch"]).sort_index() for e in (before, epochs)]
+    assert rows[1][["reported_at", *objectives]].equals(rows[0][["reported_at", *objectives]])
+
+    at_rung = before[before["epoch"] == 1]
+    arrivals = epochs[(epochs["epoch"] == 1) & ~epochs["trial_id"].isin(at_rung["trial_id"])]
+    recorded, expected, taken = at_rung[objectives].to_numpy(), [], []
+    for arrival in arrivals.sort_values("reported_at").to_dict("records"):
+        new = [arrival[o] for o in objectives]
+        expected.append(rung_decision(recorded, new, reduction_factor=2))
+        taken.append(bool(trials.loc[arrival["trial_id"], "epochs"] == 2))
+        recorded = np.vstack([recorded, new])
+    assert expected and not expected[0]  # the first trial at the rung after the resume stops behind the killed driver's
+    assert taken == expected
+
+    full = trials[trials["status"] == "TERMINATED"]  # every trial that reached max_t is ranked, by dominance
+    assert full["pareto_rank"].notna().all()
+    assert (full["pareto_rank"] > 0).tolist() == beaten(full[objectives].to_numpy())
+    assert trials.loc[trials["status"] != "TERMINATED", "pareto_rank"].isna().all()
 
 
 def test_a_resume_from_tune_state_cut_short_names_the_file_instead_of_starting_over(env, finished):
