@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -29,6 +30,7 @@ from wsl import table
 from wsl.compose import load_yaml
 from wsl.run import load_run
 from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.moasha import rung_decision
 from wsl.sweep.promote import pick
 from wsl.sweep.replay import Setting, recorded, simulate
 from wsl.sweep.rules import RULES
@@ -181,18 +183,23 @@ def test_asha_stopped_trials_are_pruned_in_the_optuna_study(finished):
     assert sorted(max(t.intermediate_values) for t in pruned) == sorted(stopped["epochs"])
 
 
-def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
-    """What `optuna-dashboard results/NAME/optuna.journal` serves, asked through its WSGI app."""
+def dashboard(journal: Path):
+    """What `optuna-dashboard JOURNAL` serves: a GET of one of its API paths, asked through its WSGI app."""
     from optuna_dashboard import wsgi
 
-    directory, _ = finished
-    app = wsgi(study_storage(directory / "optuna.journal"))
+    app = wsgi(study_storage(journal))
 
     def get(path):
         environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
         setup_testing_defaults(environ)
         return json.loads(b"".join(app(environ, lambda status, headers, *exc: None)))
 
+    return get
+
+
+def test_optuna_dashboard_shows_the_study_with_its_pruned_trials(finished):
+    directory, _ = finished
+    get = dashboard(directory / "optuna.journal")
     (study,) = get("/api/studies")["study_summaries"]
     states = [t["state"] for t in get(f"/api/studies/{study['study_id']}")["trials"]]
     stopped = (pd.read_parquet(directory / "trials.parquet")["status"] == "STOPPED").sum()
@@ -250,12 +257,22 @@ def test_a_warm_start_from_a_sweep_with_another_objective_is_refused(env, finish
 
 @pytest.fixture(scope="module")
 def multi(env, small_zoo_path):
-    """A real multi-objective sweep: TPE on two objectives, the multi-objective ASHA stopping trials."""
+    """A real multi-objective sweep: TPE on two objectives, the multi-objective ASHA stopping trials.
+
+    One trial at a time, so the order trials reach the rung does not race. With this seed ASHA stops two trials at
+    epoch 1 and three reach max_t: two on the front and one off it, every run.
+    """
     more_reach_max_t = ["scheduler.max_t=2", "search.max_concurrent=1"]  # one rung (epoch 1): half go on
-    args = tiny(small_zoo_path, "mo", "objective=[rec_agreement,probe_r2]", "search.seed=1", *more_reach_max_t)
+    args = tiny(small_zoo_path, "mo", "objective=[rec_agreement,probe_r2]", "search.seed=9", *more_reach_max_t)
     result = wsl(env, "sweep", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(env["WSL_RESULTS"]) / "mo", result
+
+
+def beaten(points: np.ndarray) -> list[bool]:
+    """Whether each of ``points [n, k]`` (maximised) is dominated by another: at least as good on every
+    objective, better on one."""
+    return [any((q >= p).all() and (q > p).any() for q in points) for p in points]
 
 
 def test_a_multi_objective_sweep_ranks_the_trials_that_reached_max_t_by_dominance(multi):
@@ -263,8 +280,8 @@ def test_a_multi_objective_sweep_ranks_the_trials_that_reached_max_t_by_dominanc
     trials = table.read_trials(directory).set_index("trial_id")
     full = trials[trials["status"] == "TERMINATED"]
     points = full[["rec_agreement", "probe_r2"]].to_numpy()
-    beaten = [sum(((q >= p).all() and (q > p).any()) for q in points) > 0 for p in points]
-    assert len(full) >= 1 and (full["pareto_rank"] > 0).tolist() == beaten
+    assert len(full) >= 1 and full["pareto_rank"].notna().all()
+    assert (full["pareto_rank"] > 0).tolist() == beaten(points)
     assert trials.loc[trials["status"] == "STOPPED", "pareto_rank"].isna().all()
     assert "front " in result.stdout  # the live view counts the front, not a best objective
     study = optuna.load_study(study_name="mo", storage=study_storage(directory / "optuna.journal"))
@@ -287,6 +304,54 @@ def test_results_of_a_multi_objective_sweep_list_its_front_first_and_pareto_keep
     assert listed.returncode == 0 and sorted(printed[: len(front)]) == front and len(printed) == len(trials)
     pareto = wsl(env, "results", "mo", "--pareto", "--columns", "trial_id")
     assert sorted(re.findall(r"^│ (\S+) +│", pareto.stdout, flags=re.MULTILINE)) == front
+
+
+def test_the_optuna_dashboard_draws_the_front_the_table_ranks(multi):
+    """The dashboard's Pareto front (its best trials: the study's non-dominated complete trials) is the table's
+    front (``pareto_rank`` 0), config for config and value for value: a trial is complete in the study exactly
+    when it reached max_t (ASHA's stopped trials are told pruned, without values), told its objectives at max_t,
+    the figures the table ranks. The trial that reached max_t off the front is complete there, and not drawn."""
+    directory, _ = multi
+    get = dashboard(directory / "optuna.journal")
+    (summary,) = get("/api/studies")["study_summaries"]
+    study = get(f"/api/studies/{summary['study_id']}")
+    assert study["directions"] == ["maximize", "maximize"]
+    trials = table.read_trials(directory)
+    searched = list(load_yaml(directory / "sweep.yaml", SweepConfig, upgrade).params())
+
+    def drawn(trial: dict) -> tuple:  # a study trial: its config, its values
+        config = {p["name"]: table.cell(p["param_external_value"]) for p in trial["params"]}
+        return tuple(config[key] for key in searched), tuple(trial["values"])
+
+    def ranked(row: dict) -> tuple:  # a trial row: the same
+        return tuple(table.cell(row[key]) for key in searched), (row["rec_agreement"], row["probe_r2"])
+
+    front = trials[trials["pareto_rank"] == 0]
+    assert sorted(map(drawn, study["best_trials"])) == sorted(map(ranked, front.to_dict("records")))
+    complete = [t for t in study["trials"] if t["state"] == "Complete"]
+    assert len(complete) == (trials["status"] == "TERMINATED").sum() > len(front)
+
+
+def test_promote_pick_runs_the_front_trial_it_keeps_best_on_the_last_objective(env, multi):
+    """``--pick`` keeps front trials by a rule over validation figures and promotes the one best on the last
+    objective (probe_r2), though a trial ASHA stopped that the rule keeps too scored higher: its figure, one epoch
+    in, is not comparable. The PROMOTED row names its front trial, gives its validation figures beside the test
+    figures of the final run, and that run's seed is none a trial ran."""
+    directory, _ = multi
+    rule = "rec_agreement >= 0.1"
+    result = wsl(env, "promote", "mo", "--pick", rule, "--seeds", "1", "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = table.read_trials(directory)
+    kept = trials.query(f"pareto_rank == 0 and {rule}")
+    (row,) = trials[trials["status"] == "PROMOTED"].to_dict("records")
+    picked = kept.set_index("trial_id")["probe_r2"]
+    assert len(kept) > 1 and row["source_trial"] == picked.idxmax() and row["pick_value"] == picked.max()
+    assert trials.query(f"status == 'STOPPED' and {rule}")["probe_r2"].max() > picked.max()
+    assert row["pick_rule"] == f"pick {rule}" and row["pick_metric"] == "probe_r2"
+    figures = ["rec_agreement", "probe_r2", "test_rec_agreement", "test_probe_r2"]
+    assert all(pd.notna(row[f]) for f in figures) and row["test_rec_agreement"] != row["rec_agreement"]
+    ran = set(trials.loc[trials["status"] != "PROMOTED", "seed"])
+    assert ran == {0} and row["seeds"] == 1 and row["promoted_seeds"] == "1"
 
 
 def test_a_sweep_name_that_exists_needs_resume(env, finished, small_zoo_path):
@@ -520,6 +585,65 @@ def test_a_killed_driver_resumes_without_losing_finished_trials(env, small_zoo_p
     (run,) = [r for r in runs if r.data.tags["wsl.trial_id"] == resumed]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "objective")) == [1, 2, 3]
     assert run.data.tags["wsl.status"] == "TERMINATED"
+
+
+def test_a_killed_multi_objective_sweep_resumes_judging_at_the_rungs_the_killed_driver_filled(env, small_zoo_path):
+    """SIGKILL a multi-objective sweep's driver once a trial has finished, then ``--resume``.
+
+    Tune saves no scheduler state: ``search.RestoreRungs`` rebuilds the multi-objective ASHA's rungs from the
+    epochs table. So each trial that reaches the rung (epoch 1) after the resume is judged against every result
+    recorded there before it, the killed driver's included. With this seed the first trial, finished before the
+    kill, is ahead of each later one there: the first decision after the resume stops a trial that empty rungs
+    would let through unopposed. The kill waits, as in the single-objective test above, until Tune's snapshot
+    has been replaced twice since a trial was seen finished, so the restored Tune knows it finished.
+    """
+    directory = Path(env["WSL_RESULTS"]) / "mk"
+    objectives = ["rec_agreement", "probe_r2"]
+    args = tiny(small_zoo_path, "mk", "objective=[rec_agreement,probe_r2]", "search.seed=1", "scheduler.max_t=2")
+    driver = subprocess.Popen(
+        [*WSL, "sweep", *args, "search.max_concurrent=1"],
+        env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    finished, snapshots, deadline = pd.DataFrame(), set(), time.time() + 300
+    while len(snapshots) < 3 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+        trials = table.read_trials(directory)
+        if finished.empty and trials is not None:
+            finished = trials[trials["status"].isin(["TERMINATED", "STOPPED"])]
+        if not finished.empty:
+            snapshots.add(tune_snapshot(directory))
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = table.read_epochs(directory)  # what the resumed driver restores the rungs from
+    result = wsl(env, "sweep", "--resume", "mk")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials, epochs = table.read_trials(directory).set_index("trial_id"), table.read_epochs(directory)
+    assert trials["status"].isin(["TERMINATED", "STOPPED"]).sum() == 5
+    assert set(trials["status"]) <= {"TERMINATED", "STOPPED", "REPLACED"}
+    kept = finished.set_index("trial_id")
+    assert trials.loc[kept.index, ["status", "epochs"]].equals(kept[["status", "epochs"]])
+    rows = [e[e["trial_id"].isin(kept.index)].set_index(["trial_id", "epoch"]).sort_index() for e in (before, epochs)]
+    assert rows[1][["reported_at", *objectives]].equals(rows[0][["reported_at", *objectives]])
+
+    at_rung = before[before["epoch"] == 1]
+    arrivals = epochs[(epochs["epoch"] == 1) & ~epochs["trial_id"].isin(at_rung["trial_id"])]
+    recorded, expected, taken = at_rung[objectives].to_numpy(), [], []
+    for arrival in arrivals.sort_values("reported_at").to_dict("records"):
+        new = [arrival[o] for o in objectives]
+        expected.append(rung_decision(recorded, new, reduction_factor=2))
+        taken.append(bool(trials.loc[arrival["trial_id"], "epochs"] == 2))
+        recorded = np.vstack([recorded, new])
+    assert expected and not expected[0]  # the first trial at the rung after the resume stops behind the killed driver's
+    assert taken == expected
+
+    full = trials[trials["status"] == "TERMINATED"]  # every trial that reached max_t is ranked, by dominance
+    assert full["pareto_rank"].notna().all()
+    assert (full["pareto_rank"] > 0).tolist() == beaten(full[objectives].to_numpy())
+    assert trials.loc[trials["status"] != "TERMINATED", "pareto_rank"].isna().all()
 
 
 def test_a_resume_from_tune_state_cut_short_names_the_file_instead_of_starting_over(env, finished):
