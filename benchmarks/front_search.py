@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr, wilcoxon
-from search_efficiency import GRID, _seeds, bootstrap
+from search_efficiency import GRID, _seeds, bootstrap, write_curves
 
 from wsl import pareto, table
 from wsl.compose import load_config
@@ -213,21 +213,10 @@ def report(frame: pd.DataFrame, names: list[str]) -> None:
 
 def anytime_png(frame: pd.DataFrame, names: list[str], path: str) -> None:
     """Median any-time judged hypervolume over seeds, as a share of the seed's target, against compute."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for name in names:
-        curves = np.array(frame[f"{name} anytime"].tolist()) / frame["target"].to_numpy()[:, None]
-        fig.add_trace(go.Scatter(x=GRID, y=np.median(curves, axis=0), mode="lines", name=name))
-    fig.add_hline(y=1.0, line_dash="dot", annotation_text="random search's full-budget hypervolume")
-    fig.update_layout(
-        xaxis_title="share of random search's trial-epochs",
-        yaxis_title="median judged hypervolume / random's full-budget one",
-        width=800,
-        height=500,
-    )
-    fig.write_image(path)
-    print(f"any-time curves: {path}")
+    targets = frame["target"].to_numpy()[:, None]
+    medians = {name: np.median(np.array(frame[f"{name} anytime"].tolist()) / targets, axis=0) for name in names}
+    target = "random search's full-budget hypervolume"
+    write_curves(medians, "median judged hypervolume / random's full-budget one", path, target)
 
 
 GRID_TUNE = {"grace_period": (1, 2, 3), "reduction_factor": (2, 3, 4), "samples": (24, 48, 72)}

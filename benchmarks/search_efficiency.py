@@ -150,19 +150,25 @@ def one_seed(
 
 def anytime_png(frame: pd.DataFrame, settings: list[str], path: str) -> None:
     """Median any-time regret over seeds against the share of random search's trial-epochs, as a PNG."""
+    medians = {
+        name: np.nanmedian(np.array(frame[f"{name} regret"].tolist(), dtype=float), axis=0)
+        for name in settings
+        if f"{name} regret" in frame
+    }
+    write_curves(medians, "median regret to random search's promoted config", path)
+
+
+def write_curves(curves: dict[str, np.ndarray], y_title: str, path: str, target: str | None = None) -> None:
+    """Any-time curves (name -> [GRID]) against the share of random search's trial-epochs, as a PNG; ``target``:
+    the label of a dotted line at 1."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for name in settings:
-        if f"{name} regret" in frame:
-            curves = np.array(frame[f"{name} regret"].tolist(), dtype=float)
-            fig.add_trace(go.Scatter(x=GRID, y=np.nanmedian(curves, axis=0), mode="lines", name=name))
-    fig.update_layout(
-        xaxis_title="share of random search's trial-epochs",
-        yaxis_title="median regret to random search's promoted config",
-        width=800,
-        height=500,
-    )
+    for name, y in curves.items():
+        fig.add_trace(go.Scatter(x=GRID, y=y, mode="lines", name=name))
+    if target:
+        fig.add_hline(y=1.0, line_dash="dot", annotation_text=target)
+    fig.update_layout(xaxis_title="share of random search's trial-epochs", yaxis_title=y_title, width=800, height=500)
     fig.write_image(path)
     print(f"any-time curves: {path}")
 
