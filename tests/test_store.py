@@ -1,6 +1,7 @@
 """A zoo survives the disk exactly, is written all-or-nothing, and bad files are named."""
 
 import json
+import pickle
 import tempfile
 import warnings
 from pathlib import Path
@@ -399,3 +400,39 @@ def test_summary_says_where_the_task_data_comes_from(saved, saved_with_task):
     assert summary(load_zoo(saved))["task_data"] == "shipped task 'digits'"
     assert summary(load_zoo(saved_with_task))["task_data"] == "in the zoo: 12 train, 5 test images"
     assert summary(make_zoo(task="mnist"))["task_data"] == "none: task 'mnist' does not ship with wsl"
+
+
+# How a zoo travels to a sweep's trials: pickled with numpy arrays, which Ray's object store shares.
+
+
+def test_a_pickled_zoo_with_task_data_comes_back_the_same():
+    zoo = zoo_with_task()
+    back = pickle.loads(pickle.dumps(zoo, protocol=5))
+    assert_same(back, zoo)
+    assert back.path == zoo.path and back.extra == zoo.extra
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_ray_workers_see_the_zoo_and_its_task_data_in_the_shared_object_store_not_a_copy(monkeypatch, tmp_path):
+    """Every trial on a node views one copy of the weights and images (Ray's plasma store, a shared file
+    mapping), where pickled torch tensors would be unpickled onto each worker's own heap."""
+    ray = pytest.importorskip("ray")
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    @ray.remote
+    def mappings(zoo: Zoo) -> list[str]:
+        """The line of the worker's /proc/self/maps that holds each tensor's memory."""
+        lines = Path("/proc/self/maps").read_text().splitlines()
+        tensors = [*zoo.weights.values(), zoo.task_data.x_train, zoo.task_data.x_test]
+        ranges = [(line, *(int(bound, 16) for bound in line.split()[0].split("-"))) for line in lines]
+        return [next(line for line, low, high in ranges if low <= t.data_ptr() < high) for t in tensors]
+
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the local Ray writes its auth token there
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        seen = ray.get(mappings.remote(ray.put(zoo_with_task(n_models=64))))
+    finally:
+        ray.shutdown()
+        reset_auth_token_state()
+    assert all("plasma" in line and line.split()[1].endswith("s") for line in seen), seen

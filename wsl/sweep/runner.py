@@ -6,7 +6,8 @@
             adds the objective(s) and hands metrics + checkpoint to ``tune.report``
 
 The zoo travels to the trials through Ray's object store (``tune.with_parameters``),
-not re-read from disk by each trial. A killed driver leaves ``results/NAME/tune``,
+not re-read from disk by each trial: held once per node, its weights and task data
+pickled as numpy arrays that every trial there views in place (``wsl.zoo.pickling``). A killed driver leaves ``results/NAME/tune``,
 which ``resume_sweep`` continues with ``Tuner.restore`` (searcher state included;
 the multi-objective ASHA's rungs are rebuilt from the epochs table, ``search.RestoreRungs``).
 """

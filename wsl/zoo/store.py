@@ -38,6 +38,7 @@ from torch import Tensor
 from wsl.atomic import new_dir
 from wsl.errors import WslError
 from wsl.zoo.arch import Arch
+from wsl.zoo.pickling import arrays, tensors
 from wsl.zoo.splits import SPLITS
 from wsl.zoo.tasks import TASKS, Task
 
@@ -94,6 +95,15 @@ class Zoo:
         models = self.models.iloc[rows.numpy()].reset_index(drop=True)
         weights = {k: v.index_select(0, rows.to(v.device)) for k, v in self.weights.items()}
         return Zoo(None, self.name, self.task, self.arch, models, weights, self.extra, self.task_data)
+
+    def __reduce__(self):
+        """Pickled with its weights as numpy arrays, shared by a node's Ray workers (``wsl.zoo.pickling``)."""
+        fields = (self.path, self.name, self.task, self.arch, self.models, arrays(self.weights), self.extra)
+        return _unpickle_zoo, (*fields, self.task_data)
+
+
+def _unpickle_zoo(path, name, task, arch, models, weights, extra, task_data) -> Zoo:
+    return Zoo(path, name, task, arch, models, tensors(weights), extra, task_data)
 
 
 def save_zoo(path, zoo: Zoo) -> Path:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from wsl.errors import WslError
+from wsl.zoo.pickling import arrays, tensors
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class Task:
     @property
     def in_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    def __reduce__(self):
+        """Pickled with its tensors as numpy arrays, shared by a node's Ray workers (``wsl.zoo.pickling``)."""
+        data = arrays({k: getattr(self, k) for k in ("x_train", "y_train", "x_test", "y_test")})
+        return _unpickle_task, (self.name, data, self.num_classes)
+
+
+def _unpickle_task(name: str, data: dict, num_classes: int) -> Task:
+    return Task(name, num_classes=num_classes, **tensors(data))
 
 
 def load_task(name: str) -> Task:
