@@ -13,6 +13,15 @@ alone. An earlier version timed one batch, the first 64 training rows (the
 checkpoints of about 11 models, fewer activation groups than a shuffled
 batch has), again and again, and read 1.43x where epochs took 2.07x.
 Target (issue 30): <= 1.4x at probe size 256 on the default CNN zoo.
+
+Beside it, a roofline of the branch: its floating-point operations a step
+(the behavioral settings' minus structure's, counted by torch's
+``FlopCounterMode`` over the untimed first epoch: matrix products and
+convolutions, forward and backward), the FLOP/s it reaches in the time it
+adds, and the machine's dense matmul FLOP/s (``N x N @ N x N``, N 1024, the
+same threads) measured between the epochs of the same run. A branch that
+reaches half the matmul rate or more is bound by its own arithmetic; far
+below, by memory traffic or overheads.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from wsl.config import TrainConfig
 from wsl.data import behavior, prepare
@@ -63,6 +73,26 @@ class Setting:
         return (time.perf_counter() - start) / self.steps
 
 
+def epoch_flops_per_step(setting: Setting, epoch: int) -> float:
+    """Run one epoch of ``setting`` (untimed), counting its matrix products' and convolutions' FLOPs a step."""
+    with FlopCounterMode(display=False) as counter:
+        setting.epoch_seconds_per_step(epoch)
+    return counter.get_total_flops() / setting.steps
+
+
+def matmul_flops_per_second(device: str, n: int = 1024, repeats: int = 5) -> float:
+    """The best of ``repeats`` dense ``[n, n] @ [n, n]`` float32 products, in FLOP/s (2 n^3 a product)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zoo", default="zoos/digits-cnn")
@@ -74,12 +104,14 @@ def main() -> None:
     zoo = load_zoo(args.zoo)
     settings = {name: Setting(zoo, beta, probe, device) for name, (beta, probe) in SETTINGS.items()}
     times: dict[str, list[float]] = {name: [] for name in settings}
-    for epoch in range(1, args.epochs + 2):
+    flops = {name: epoch_flops_per_step(setting, 1) for name, setting in settings.items()}  # warms up too
+    matmul = []
+    for epoch in range(2, args.epochs + 2):
         for name, setting in settings.items():
-            seconds = setting.epoch_seconds_per_step(epoch)
-            if epoch > 1:  # the first epoch warms the allocator and torch's kernels up
-                times[name].append(seconds)
-    base = float(np.median(times["beta=1 (structure)"]))
+            times[name].append(setting.epoch_seconds_per_step(epoch))
+        matmul.append(matmul_flops_per_second(device))
+    structure = "beta=1 (structure)"
+    base = float(np.median(times[structure]))
     steps = next(iter(settings.values())).steps
     print(f"device {device}; {steps} steps an epoch; median over {args.epochs} epochs per setting, interleaved")
     print("\n| setting | ms/step | ratio |\n|---|---:|---:|")
@@ -87,6 +119,16 @@ def main() -> None:
         median = float(np.median(values))
         print(f"| {name} | {median * 1e3:.1f} | {median / base:.2f} |")
     print("\ntarget: ratio <= 1.4 at probe 256")
+    peak = float(np.median(matmul))
+    print(f"\nroofline: dense matmul {peak / 1e9:.1f} GFLOP/s on this device, same run (median of {len(matmul)})")
+    print("\n| setting | branch GFLOP/step | branch ms/step | branch GFLOP/s | share of matmul |")
+    print("|---|---:|---:|---:|---:|")
+    for name in [n for n in settings if n != structure]:
+        work, extra = flops[name] - flops[structure], float(np.median(times[name])) - base
+        print(
+            f"| {name} | {work / 1e9:.3f} | {extra * 1e3:.1f} | {work / extra / 1e9:.1f} | {work / extra / peak:.0%} |"
+        )
+    print("\ntarget: the branch at >= 50% of matmul's FLOP/s if its cost is its own arithmetic")
 
 
 if __name__ == "__main__":

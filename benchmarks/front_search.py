@@ -146,6 +146,7 @@ def one_seed(seed: int, cfgs: dict[bool, SweepConfig], model: Surrogate, searche
         out[f"{name} hv"] = judged[-1]
         out[f"{name} reported hv"] = seen[-1]
         out[f"{name} trial-epochs"] = len(epochs)
+        out[f"{name} at max_t"] = int((epochs["epoch"] == max_t).sum())
         out[f"{name} spent epochs"] = len(epochs) / epochs_total
         out[f"{name} spent seconds"] = epochs["time_s"].max() / seconds_total
         spent = np.arange(1, len(judged) + 1) / epochs_total
@@ -205,8 +206,9 @@ def report(frame: pd.DataFrame, names: list[str]) -> None:
     for name in names:
         epochs = np.percentile(frame[f"{name} trial-epochs"], [5, 95])
         seen = np.percentile(frame[f"{name} reported hv"], [5, 95])
+        done = np.percentile(frame[f"{name} at max_t"], [5, 95])
         print(
-            f"{name:<26} trial-epochs {epochs[0]:.0f}-{epochs[1]:.0f}, "
+            f"{name:<26} trial-epochs {epochs[0]:.0f}-{epochs[1]:.0f}, {done[0]:.0f}-{done[1]:.0f} trials to max_t, "
             f"its front's reported hv {seen[0]:.4f}-{seen[1]:.4f}"
         )
 

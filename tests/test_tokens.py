@@ -210,3 +210,12 @@ def test_normalizer_survives_a_plain_dict_round_trip():
 def test_a_malformed_normalizer_dict_is_a_user_error():
     with pytest.raises(WslError, match="normalizer"):
         Normalizer.from_dict({"mean": [0.0, 1.0]})
+
+
+def test_a_normalizer_fit_in_chunks_of_models_equals_one_fit_on_all_at_once():
+    """Each model's moments are its own, so fitting a few models at a time (to bound memory) changes no bit."""
+    arch = ARCHES["cnn-digits"]
+    lay = layout(arch, 7)
+    tokens = tokenize(population(arch), lay)
+    whole, chunked = Normalizer.fit(tokens, lay, chunk=len(tokens)), Normalizer.fit(tokens, lay, chunk=3)
+    assert torch.equal(whole.mean, chunked.mean) and torch.equal(whole.std, chunked.std)

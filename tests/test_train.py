@@ -422,3 +422,13 @@ def test_a_run_on_a_subset_reports_it_every_epoch_and_the_whole_test_set_at_the_
 def test_eval_inputs_out_of_range_is_named(value):
     with pytest.raises(WslError, match=r"eval\.inputs"):
         TrainConfig(eval=EvalConfig(inputs=value))
+
+
+def test_predictions_in_blocks_of_models_and_inputs_are_those_of_all_at_once(small_zoo_path):
+    """Blocks bound the evaluation's memory; each model's predictions are what it predicts run alone."""
+    data = prepare(load_zoo(small_zoo_path), 32, "cpu")
+    acts, x = list(data.activations), data.task.x_test
+    whole = evaluate._predictions(data.lay.arch, data.zoo.weights, acts, x, models=len(acts), inputs=len(x))
+    blocks = evaluate._predictions(data.lay.arch, data.zoo.weights, acts, x, models=7, inputs=50)
+    alone = forward(data.lay.arch, {k: v[5:6] for k, v in data.zoo.weights.items()}, x, acts[5:6]).argmax(-1)
+    assert torch.equal(whole, blocks) and torch.equal(blocks[5:6], alone)

@@ -98,13 +98,27 @@ def run_models(
     return out
 
 
-def _predictions(arch: Arch, params: dict[str, Tensor], activations, x: Tensor, chunk: int = 256) -> Tensor:
-    """Predicted classes ``[models, N]`` on the inputs ``x`` ``[N, C, H, W]``, ``chunk`` inputs at a time."""
-    device = next(iter(params.values())).device
-    return torch.cat(
-        [forward(arch, params, x[s : s + chunk].to(device), activations).argmax(-1) for s in range(0, len(x), chunk)],
-        dim=1,
-    )
+def _predictions(
+    arch: Arch, params: dict[str, Tensor], activations, x: Tensor, models: int = 64, inputs: int = 256
+) -> Tensor:
+    """Predicted classes ``[M, N]`` of M models on the inputs ``x`` ``[N, C, H, W]``, in blocks of ``models``
+    models by ``inputs`` inputs.
+
+    A block's layer outputs are ``[models, inputs, features]`` however many models a split holds: run all at once,
+    the copy baselines' 179 training models held 94 MB in their first layer alone (the default zoo; a training
+    step's behavioral forward is the same 64 by 256). Each model's figures are those of a run of it alone.
+    """
+    first = next(iter(params.values()))
+    acts = [activations] * len(first) if isinstance(activations, str) else list(activations)
+    blocks = []
+    for m in range(0, len(first), models):
+        part = {k: v[m : m + models] for k, v in params.items()}
+        logits = (
+            forward(arch, part, x[s : s + inputs].to(first.device), acts[m : m + models])
+            for s in range(0, len(x), inputs)
+        )
+        blocks.append(torch.cat([block.argmax(-1) for block in logits], dim=1))
+    return torch.cat(blocks)
 
 
 def positions_of(data: Data) -> Tensor:

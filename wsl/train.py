@@ -86,6 +86,7 @@ def train_epoch(
     batches = [b for b in (order[i : i + size] for i in range(0, len(order), size)) if len(b) >= 2]  # pairs
     sums: dict[str, float] = {}
     for batch in batches:
+        opt.zero_grad(set_to_none=True)  # before the step, not after it: no gradient outlives its step
         parts = train_step(model, data, behav, cfg, batch, gen)
         loss = combine(
             cfg.loss,
@@ -93,7 +94,6 @@ def train_epoch(
             scaler("struct", parts["loss_struct"]),
             scaler("behav", parts["loss_behav"]) if "loss_behav" in parts else None,
         )
-        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         for k, v in {"loss": loss, **parts}.items():
