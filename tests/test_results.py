@@ -269,6 +269,19 @@ def test_render_default_columns_show_who_what_varies_and_metrics(trials):
     assert table.row_count == 6
 
 
+def test_a_listing_shows_a_multi_objective_sweeps_objectives_before_the_default_metrics(root):
+    """A sweep on (rec_agreement_working, rec_agreement_broken, probe_r2): the first two are none of the metrics
+    a listing shows by default, and a front ranked on them must show them."""
+    frame = load("paper-b", root=root).assign(rec_agreement_working=[0.8, 0.7], rec_agreement_broken=[0.2, 0.6])
+    (root / "paper-b" / "sweep.yaml").write_text(
+        "version: 3\nname: paper-b\nobjective: [rec_agreement_working, rec_agreement_broken, probe_r2]\n"
+    )
+    objectives = results.shown_objectives("paper-*", root)
+    assert objectives == ["rec_agreement_working", "rec_agreement_broken", "probe_r2"]
+    shown = headers(render(query(frame), objectives=objectives))
+    assert shown[shown.index("epochs") + 1 :] == [*objectives, "objective", "rec_acc_ratio", "rec_agreement"]
+
+
 def promoted(source: dict, gen_acc: float) -> dict:
     """A PROMOTED row as ``wsl promote`` appends it: the source's config, end-of-run metrics, provenance."""
     return {

@@ -306,7 +306,8 @@ def results_run(args) -> None:
     rows = results.query(frame, top=args.top, **query)
     if args.export:
         results.export(results.query(frame, **query), args.export)
-    console.print(results.render(rows, columns=query["columns"], title=f"{table} of {args.name}"))
+    title = f"{table} of {args.name}"
+    console.print(results.render(rows, query["columns"], title, results.shown_objectives(args.name)))
 
 
 def promote_run(args) -> None:
@@ -385,7 +386,7 @@ def _show_results(name: str, top: int = 10) -> None:
     front = results.front(frame, columns)
     reached = int((frame["status"] == TERMINATED).sum())
     title = f"the front of {name}: {len(front)} of the {reached} trials that reached max_t, none beaten on all of "
-    console.print(results.render(front, title=title + ", ".join(columns)))
+    console.print(results.render(front, title=title + ", ".join(columns), objectives=columns))
 
 
 def _columns(spec: str | None) -> list[str] | None:

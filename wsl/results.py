@@ -242,16 +242,28 @@ def pareto_front(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
 def objectives(name: str, root: Path | str | None = None) -> list[str]:
     """The objective columns of the sweeps ``name`` matches (``objective``, or a multi-objective sweep's
     several), from their ``sweep.yaml``; sweeps judged by different objectives are an error."""
+    found = _objectives_by_sweep(name, root)
+    kinds = {tuple(v) for v in found.values()}
+    if len(kinds) > 1:
+        raise WslError(f"sweeps {', '.join(found)} have different objectives {sorted(kinds)}: query one at a time")
+    return list(kinds.pop()) if kinds else [OBJECTIVE]
+
+
+def shown_objectives(name: str, root: Path | str | None = None) -> list[str]:
+    """Every objective column of the sweeps ``name`` matches, in order: what a listing of them shows beside the
+    default metrics (a multi-objective sweep's objectives may be none of ``SHOWN``)."""
+    found = _objectives_by_sweep(name, root).values()
+    return list(dict.fromkeys(column for columns in found for column in columns))
+
+
+def _objectives_by_sweep(name: str, root: Path | str | None) -> dict[str, list[str]]:
     root = Path(root if root is not None else results_root())
     found = {}
     for directory in _sweep_dirs(name, root):
         saved = tables.saved_sweep(directory) or {}
         if "objective" in saved:
             found[directory.name] = list(sweep_objectives(saved["objective"]))
-    kinds = {tuple(v) for v in found.values()}
-    if len(kinds) > 1:
-        raise WslError(f"sweeps {', '.join(found)} have different objectives {sorted(kinds)}: query one at a time")
-    return list(kinds.pop()) if kinds else [OBJECTIVE]
+    return found
 
 
 def front(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -265,8 +277,9 @@ def front(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------- showing
 
 
-def default_columns(df: pd.DataFrame) -> list[str]:
-    """Who (sweep when several, trial, status), the config values that differ between rows, progress, metrics."""
+def default_columns(df: pd.DataFrame, objectives: Sequence[str] = ()) -> list[str]:
+    """Who (sweep when several, trial, status), the config values that differ between rows, progress, metrics:
+    the sweeps' ``objectives`` first, then ``SHOWN``."""
     ids = [c for c in ("trial_id", "status") if c in df.columns]
     if "sweep" in df.columns and df["sweep"].nunique() > 1:
         ids.insert(0, "sweep")
@@ -278,20 +291,31 @@ def default_columns(df: pd.DataFrame) -> list[str]:
     progress = ["epochs"] if "epochs" in df.columns else ["epoch"] if "epoch" in df.columns else []
     ranked = [PARETO_RANK] if PARETO_RANK in df.columns else []
     objective = [c for c in df.columns if is_objective(c) and c not in SHOWN]
-    return [*ids, *config, *progress, *ranked, *objective, *(m for m in SHOWN if m in df.columns)]
+    objective += [c for c in objectives if c in df.columns and c not in objective]
+    return [
+        *ids,
+        *config,
+        *progress,
+        *ranked,
+        *objective,
+        *(m for m in SHOWN if m in df.columns and m not in objective),
+    ]
 
 
 def _varies(column: pd.Series) -> bool:
     return column.astype(str).nunique() > 1  # as text: a config value may be a list (unhashable)
 
 
-def render(df: pd.DataFrame, columns: Sequence[str] | None = None, title: str | None = None) -> Table:
-    """A rich table of ``df``: floats to 3 decimals (tiny ones in scientific notation), missing values as "-".
+def render(
+    df: pd.DataFrame, columns: Sequence[str] | None = None, title: str | None = None, objectives: Sequence[str] = ()
+) -> Table:
+    """A rich table of ``df``: floats to 3 decimals (tiny ones in scientific notation), missing values as "-";
+    ``columns``, else ``default_columns`` with the sweeps' ``objectives``.
 
     Headers use the short names that ``where`` and ``sort`` accept (``beta`` for ``loss.beta``) to
     keep the table narrow; cells wrap rather than being cut short, so a trial id stays whole.
     """
-    shown = [resolve(df, c) for c in columns] if columns else default_columns(df)
+    shown = [resolve(df, c) for c in columns] if columns else default_columns(df, objectives)
     table = Table(title=title)
     for column in shown:
         numeric = pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column])
@@ -345,7 +369,8 @@ def snapshot(
     """One frame of ``watch``: load, query, render."""
     rows = query(load(name, table, root), top=top, **query_args)
     shown = time.strftime("%H:%M:%S")
-    return render(rows, columns=query_args.get("columns"), title=f"{table} of {name} at {shown}")
+    title = f"{table} of {name} at {shown}"
+    return render(rows, query_args.get("columns"), title, shown_objectives(name, root))
 
 
 def watch(
