@@ -284,6 +284,7 @@ def test_a_multi_objective_sweep_ranks_the_trials_that_reached_max_t_by_dominanc
     assert (full["pareto_rank"] > 0).tolist() == beaten(points)
     assert trials.loc[trials["status"] == "STOPPED", "pareto_rank"].isna().all()
     assert "front " in result.stdout  # the live view counts the front, not a best objective
+    assert "optuna + multi-objective asha" in result.stdout  # what stops its trials, said as it starts
     study = optuna.load_study(study_name="mo", storage=study_storage(directory / "optuna.journal"))
     assert len(study.directions) == 2 and len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == len(full)
 

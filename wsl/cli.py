@@ -280,8 +280,10 @@ def sweep_run(args) -> None:
 
         cfg = load_config("sweep", args.overrides, SweepConfig)
         s = cfg.search
+        stops = cfg.scheduler.kind
+        stops = f"multi-objective {stops}" if cfg.multi_objective and stops != "fifo" else stops
         console.print(
-            f"sweep {cfg.name}: {s.num_samples} trials, {s.algorithm} + {cfg.scheduler.kind} (up to "
+            f"sweep {cfg.name}: {s.num_samples} trials, {s.algorithm} + {stops} (up to "
             f"{cfg.scheduler.max_t} epochs each), {s.max_concurrent} at a time, objective {cfg.objective}",
             soft_wrap=True,
         )
