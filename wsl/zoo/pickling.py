@@ -6,8 +6,10 @@ view of that one copy in shared memory; a torch tensor it would pickle into
 bytes, and every trial would unpickle a private copy of the weights and of the
 task's images (740 MB on a CIFAR-10-sized task). So ``Zoo`` and ``Task`` pickle
 their tensors as arrays, and unpickling views them as tensors again
-(``torch.from_numpy``: no copy). In a Ray worker those views are read-only
-memory, which nothing in wsl writes into: every transform makes new tensors.
+(``torch.from_numpy``: no copy). In a Ray worker numpy marks those arrays
+read-only, which torch does not enforce, and the memory is shared: a write
+would reach every trial on the node. Nothing in wsl writes into a zoo or a
+task; every transform makes new tensors.
 """
 
 from __future__ import annotations
