@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from trial_scale import peak_rss_gb
+from trial_scale import peak_rss_gb, status_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prepare", "behavior", "originals", "copy_baselines", "train_epoch", "evaluate_epoch")
@@ -65,25 +65,19 @@ def heap() -> dict[str, float]:
     return {"used": info.uordblks / MB, "free": info.fordblks / MB, "mmapped": info.hblkhd / MB}
 
 
-def status(key: str) -> float:
-    """A ``/proc/self/status`` figure in MB (``VmRSS``, ``VmHWM``, ``RssFile``)."""
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return int(next(line for line in lines if line.startswith(key + ":")).split()[1]) / 1024
-
-
 class Phases:
     """Peak RSS between successive readings; each reading resets the peak to the current RSS."""
 
     def __init__(self):
         self.rows: list[dict] = []
         self.calls: dict[str, int] = {}
-        self.start = status("VmRSS")
+        self.start = status_mb("VmRSS")
         self._reset()
 
     def read(self, name: str) -> None:
-        now = status("VmRSS")
-        self.rows.append({"phase": name, "start MB": self.start, "peak MB": status("VmHWM"), "end MB": now})
-        self.rows[-1] |= {f"heap {k} MB": v for k, v in heap().items()} | {"code MB": status("RssFile")}
+        now = status_mb("VmRSS")
+        self.rows.append({"phase": name, "start MB": self.start, "peak MB": status_mb("VmHWM"), "end MB": now})
+        self.rows[-1] |= {f"heap {k} MB": v for k, v in heap().items()} | {"code MB": status_mb("RssFile")}
         self.start = now
         self._reset()
 
@@ -153,14 +147,14 @@ def child(zoo: str, epochs: int, threads: int | None, overrides: list[str]) -> d
             finally:
                 sys.stdout = stdout
     phases.read("(after the run)")
-    before_trim = status("VmRSS")
+    before_trim = status_mb("VmRSS")
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     return {
         "code": code,
         "baseline": baseline,
         "phases": phases.rows,
         "saved": sum(saved.values()) / MB,
-        "trimmed": before_trim - status("VmRSS"),
+        "trimmed": before_trim - status_mb("VmRSS"),
     }
 
 

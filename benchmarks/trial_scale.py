@@ -154,8 +154,13 @@ def child(zoo: str, epochs: int, threads: int, overrides: list[str]) -> dict:
 
 def peak_rss_gb() -> float:
     """This process's peak RSS (``VmHWM``). Not ``ru_maxrss``: a child's keeps its forking parent's peak."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 2**20
+    return status_mb("VmHWM") / 1024
+
+
+def status_mb(key: str) -> float:
+    """A ``/proc/self/status`` figure in MB (``VmRSS``, ``VmHWM``, ``RssFile``)."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in lines if line.startswith(key + ":")).split()[1]) / 1024
 
 
 def _timed(fn, into: list[tuple[float, float]]):

@@ -20,18 +20,12 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pandas as pd
 import torch
-from trial_scale import markdown
+from trial_scale import markdown, status_mb
 
 CONFIGS = [(256, "row"), (1024, "32"), (64, "row"), (256, "32")]  # (loss.probe_size, tokens.width), cycled
-
-
-def rss_gb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 2**20
 
 
 def child(zoo: str, runs: int, epochs: int, release: bool) -> list[float]:
@@ -51,7 +45,7 @@ def child(zoo: str, runs: int, epochs: int, release: bool) -> list[float]:
             train(load_config("train", trial, TrainConfig), lambda metrics: None, memo=runner.MEMO)
         if release:
             runner.release_freed_memory()
-        after.append(rss_gb())
+        after.append(status_mb("VmRSS") / 1024)
     return after
 
 
