@@ -33,6 +33,34 @@ def test_forward_matches_reference_module_per_model(name):
         torch.testing.assert_close(logits[m], reference(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "acts", [["relu", "relu", "tanh", "tanh"], ["relu", "tanh", "relu", "tanh"]], ids=["runs", "interleaved"]
+)
+def test_activations_in_runs_or_interleaved_match_the_reference_module(acts):
+    arch = ARCHES["cnn-digits"]
+    params = population(arch)
+    x = torch.randn(5, *arch.in_shape, generator=torch.Generator().manual_seed(1))
+    logits = forward(arch, params, x, acts)
+    for m, act in enumerate(acts):
+        reference = as_module(arch, {k: v[m] for k, v in params.items()}, act)
+        torch.testing.assert_close(logits[m], reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_models_grouped_by_activation_get_the_gradients_they_get_interleaved():
+    arch = ARCHES["cnn-digits"]
+    acts, group = ["relu", "tanh", "relu", "tanh"], [0, 2, 1, 3]
+    x = torch.randn(6, *arch.in_shape, generator=torch.Generator().manual_seed(3))
+
+    def grads(order):
+        params = {k: v[order].clone().requires_grad_() for k, v in population(arch).items()}
+        logits = forward(arch, params, x, [acts[m] for m in order])
+        loss = sum((m + 1) * F.cross_entropy(logits[i], torch.arange(6)) for i, m in enumerate(order))
+        return torch.autograd.grad(loss, list(params.values()))
+
+    for interleaved, grouped in zip(grads([0, 1, 2, 3]), grads(group)):
+        torch.testing.assert_close(grouped, interleaved[group], rtol=1e-5, atol=1e-6)
+
+
 def test_dense_and_grouped_convolutions_agree(monkeypatch):
     arch = ARCHES["cnn-digits"]
     params = population(arch)

@@ -142,8 +142,10 @@ def train_step(
     }
     if behav is not None:
         # Permutations preserve the function, so the original outputs are the target for view a too.
-        x, target = behav.step(data, batch, params)
+        # Models sorted by activation run each activation on one contiguous slice (see arch._activation).
+        group = np.argsort(data.activations[batch], kind="stable")
+        x, target = behav.step(data, batch[group], {k: v[group] for k, v in params.items()})
         parts["loss_behav"] = behav_loss(
-            run_tokens(rec_a, lay, data.norm, x, list(data.activations[batch])), target, cfg.loss
+            run_tokens(rec_a[group], lay, data.norm, x, list(data.activations[batch[group]])), target, cfg.loss
         )
     return parts

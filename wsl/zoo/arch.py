@@ -267,6 +267,11 @@ def _activation(activations: str | Sequence[str], n: int):
         raise ValueError(f"{len(names)} activations for {n} models")
     if len(set(names)) == 1:
         return ACTIVATIONS[names[0]]
+    runs = _runs(names)
+    if len(runs) == len(set(names)):
+        # Each activation is one contiguous run of models (a batch sorted by activation):
+        # slices and one cat, no gather/scatter copies of the feature tensor.
+        return lambda h: torch.cat([ACTIVATIONS[a](h[lo:hi]) for a, lo, hi in runs])
     groups = [(ACTIVATIONS[a], torch.tensor([i for i, m in enumerate(names) if m == a])) for a in sorted(set(names))]
 
     def apply(h: Tensor) -> Tensor:
@@ -276,6 +281,17 @@ def _activation(activations: str | Sequence[str], n: int):
         return out
 
     return apply
+
+
+def _runs(names: list[str]) -> list[tuple[str, int, int]]:
+    """Maximal runs of equal names as ``(name, start, stop)``."""
+    runs = []
+    for i, name in enumerate(names):
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], i + 1)
+        else:
+            runs.append((name, i, i + 1))
+    return runs
 
 
 def _dropout(h: Tensor, p: Tensor, generator: torch.Generator | None) -> Tensor:
