@@ -42,7 +42,7 @@ does), complete with its rung's values (Ray's stock ``OptunaSearch``), or
 nothing (the trial stays running in the study).
 
     # 40 report seeds at sweep=front's setting (the one --tune chose): about 1 min; RESULTS.md, "The front"
-    python benchmarks/front_search.py --grace 3 --rf 4 --samples 48 --startup 16 --png benchmarks/data/front_anytime.png
+    python benchmarks/front_search.py --png benchmarks/data/front_anytime.png   # sweep=front's ASHA, trials, start-up
     python benchmarks/front_search.py --tune        # ASHA, trials and start-up of tpe+moasha on seeds 0-29: 10 min
     python benchmarks/front_search.py --validate benchmarks/data/sweeps/front-1   # a real sweep's figures
 
@@ -265,11 +265,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", default="benchmarks/data/curves.parquet")
     parser.add_argument("--seeds", default=None, help=f"a-b or a,b,c (default {REPORT_SEEDS}; --tune: {TUNE_SEEDS})")
-    parser.add_argument("--grace", type=int, default=None)
-    parser.add_argument("--rf", type=int, default=None)
+    parser.add_argument("--grace", type=int, default=None, help="ASHA's grace period (default: sweep=front's)")
+    parser.add_argument("--rf", type=int, default=None, help="ASHA's reduction factor (default: sweep=front's)")
     parser.add_argument("--startup", type=int, default=None, help="TPE's and NSGA-II's random start-up trials")
     parser.add_argument("--brackets", type=int, default=None)
-    parser.add_argument("--samples", type=int, default=None, help="trials of the searches under ASHA (24: the sweep's)")
+    parser.add_argument("--samples", type=int, default=None, help="trials of the searches under ASHA")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--anyway", action="store_true", help="run the replay even below the surrogate's bar")
     parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
@@ -301,12 +301,13 @@ def main() -> None:
     seeds = _seeds(args.seeds or (TUNE_SEEDS if args.tune else REPORT_SEEDS))
     if args.tune:
         return tune(cfgs, model, seeds, args.jobs)
+    front = load_config("sweep", ["sweep=front"], SweepConfig)  # the defaults: what `wsl sweep sweep=front` runs
     tuned = dict(
-        grace_period=args.grace,
-        reduction_factor=args.rf,
-        brackets=args.brackets,
-        startup=args.startup,
-        samples=args.samples,
+        grace_period=args.grace or front.scheduler.grace_period,
+        reduction_factor=args.rf or front.scheduler.reduction_factor,
+        brackets=args.brackets or front.scheduler.brackets,
+        startup=args.startup or front.search.startup,
+        samples=args.samples or front.search.num_samples,
     )
     searches = {
         n: replace(s, setting=replace(s.setting, **tuned)) if s.setting.asha else s for n, s in SEARCHES.items()
