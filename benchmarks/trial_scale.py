@@ -1,7 +1,7 @@
 """What one trial costs in time and memory on zoos the size of the public ones, as their rows grow.
 
-    python benchmarks/trial_scale.py --quick                  # 250 rows of each zoo, one epoch, 1,000 eval inputs
-    python benchmarks/trial_scale.py                          # 1k, 4k and 16k rows, 2 epochs: hours on 2 cores
+    python benchmarks/trial_scale.py --quick         # 250 rows of each zoo, one epoch, 1,000 eval inputs: ~1 min
+    python benchmarks/trial_scale.py                 # 1k, 4k and 16k rows, 2 epochs: hours on 2 cores
     python benchmarks/trial_scale.py --sizes 1000 4000 --zoos small-cnn --set eval.inputs=1000
 
 Two zoo shapes, with random weights and random images (this measures cost, not quality):
