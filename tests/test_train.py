@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from wsl import evaluate, metrics
+from wsl.compose import load_config
 from wsl.config import EvalConfig, OptimConfig, TokenConfig, TrainConfig
 from wsl.data import behavior, prepare
 from wsl.errors import WslError
@@ -20,6 +21,7 @@ from wsl.run import CHECKPOINT, load_run
 from wsl.train import epoch_order, train
 from wsl.zoo.arch import forward
 from wsl.zoo.store import load_zoo
+from wsl.zoo.tasks import Task, load_task
 
 RECONSTRUCTION = ("rec_acc", "rec_acc_ratio", "rec_agreement")
 EPOCH_METRICS = {
@@ -388,6 +390,18 @@ def test_eval_inputs_is_one_fixed_subset_of_the_test_inputs_whatever_the_epoch_o
     torch.manual_seed(1)  # a run's seed does not move the subset
     assert torch.equal(epoch_inputs(task, 50)[0], x)
     assert epoch_inputs(task, len(task.x_test) + 1)[0] is task.x_test and epoch_inputs(task, None)[0] is task.x_test
+
+
+def test_the_default_eval_inputs_keep_a_small_task_whole_and_cut_a_cifar_sized_one():
+    default = load_config("train", [], TrainConfig).eval.inputs
+    assert default == EvalConfig().inputs == 1000
+    digits = load_task("digits")
+    assert epoch_inputs(digits, default)[0] is digits.x_test  # 539 test inputs: the default zoo's runs are unchanged
+    images = torch.randn(10_000, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    cifar_sized = Task(
+        "random", images, torch.zeros(10_000, dtype=torch.long), images, torch.zeros(10_000, dtype=torch.long), 10
+    )
+    assert len(epoch_inputs(cifar_sized, default)[0]) == 1000
 
 
 def test_a_run_on_a_subset_reports_it_every_epoch_and_the_whole_test_set_at_the_end(small_zoo_path, tmp_path):

@@ -41,7 +41,7 @@ class EvalConfig:
     working_acc: float = WORKING_ACC  # held-out originals at or above this test accuracy are "working"
     baselines: bool = True  # boosting and metadata baselines at the end of a run (seconds; sweep trials skip them)
     test: bool = True  # the end of a run: baselines and the test figures (test_*); sweep trials never compute them
-    inputs: int | None = None  # test inputs each epoch's reconstructions run on (a fixed subset); None: all
+    inputs: int | None = 1000  # test inputs each epoch's reconstructions run on (a fixed subset, at most); None: all
 
 
 @dataclass
