@@ -361,5 +361,5 @@ def read_trials(directory: Path) -> pd.DataFrame | None:
     histories = {t: rows.to_dict("records") for t, rows in epochs[epochs["trial_id"].isin(ids)].groupby("trial_id")}
     for i in running:
         for key, value in progress(histories.get(trials.at[i, "trial_id"], [])).items():
-            trials.at[i, key] = value
+            trials.loc[i, key] = value  # .loc: a metric the row lacks becomes a column (.at will raise)
     return trials
