@@ -144,8 +144,9 @@ def train_step(
         # Permutations preserve the function, so the original outputs are the target for view a too.
         # Models sorted by activation run each activation on one contiguous slice (see arch._activation).
         group = np.argsort(data.activations[batch], kind="stable")
-        x, target = behav.step(data, batch[group], {k: v[group] for k, v in params.items()})
+        grouped = batch[group]
+        x, target = behav.step(data, grouped, {k: v[group] for k, v in params.items()})
         parts["loss_behav"] = behav_loss(
-            run_tokens(rec_a[group], lay, data.norm, x, list(data.activations[batch[group]])), target, cfg.loss
+            run_tokens(rec_a[group], lay, data.norm, x, list(data.activations[grouped])), target, cfg.loss
         )
     return parts
