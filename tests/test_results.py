@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -364,3 +366,10 @@ def test_watch_shows_a_missing_table_instead_of_failing(root, monkeypatch):
     console = Console(record=True, width=300)
     results.watch("starting", every=1, root=root, console=console)
     assert "does not exist" in console.export_text()
+
+
+def test_the_query_layer_imports_neither_torch_nor_ray():
+    """`wsl results` reads tables: importing torch would cost it a second of its start-up (issue 30)."""
+    code = "import sys, wsl.results; print(sorted(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

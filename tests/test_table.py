@@ -11,6 +11,7 @@ from unittest.mock import patch
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -168,6 +169,14 @@ def test_a_new_appender_never_rewrites_a_part_written_before_it(tmp_path):
         "00000001.parquet",
     ]
     assert table.read_epochs(tmp_path)["epoch"].tolist() == [1, 2]
+
+
+def test_a_row_appended_again_replaces_its_earlier_version_in_the_newest_part(tmp_path):
+    appender = table.Appender(tmp_path, table.EPOCHS)
+    for epoch, checkpoint in ((1, None), (1, "c1"), (2, None), (2, "c2")):  # a result, then Tune's checkpoint
+        appender.append({"sweep": "s", "trial_id": "a", "epoch": epoch, "checkpoint": checkpoint})
+    part = pq.read_table(tmp_path / table.PARTS[table.EPOCHS] / "00000000.parquet")
+    assert part.to_pydict()["checkpoint"] == ["c1", "c2"]
 
 
 def test_a_running_trials_row_is_read_as_of_its_newest_epoch(tmp_path):

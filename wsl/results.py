@@ -40,7 +40,7 @@ from wsl import table as tables
 from wsl.atomic import write_file
 from wsl.errors import WslError
 from wsl.metrics import BEST, END, EPOCH, FINAL, OBJECTIVE, PARETO_RANK, SHOWN, is_objective
-from wsl.sweep.config import objectives as sweep_objectives
+from wsl.objectives import objectives as sweep_objectives
 from wsl.table import BOOKKEEPING, results_root
 
 TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}

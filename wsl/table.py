@@ -30,6 +30,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -253,7 +254,9 @@ def read_rows(directory: Path, name: str) -> pd.DataFrame | None:
     """
     directory = Path(directory)
     parts = directory / PARTS[name]
-    found = [t for t in map(_read_part, sorted(parts.glob("*.parquet")) if parts.is_dir() else []) if t is not None]
+    files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
+    with ThreadPoolExecutor() as pool:  # a part is small: opening it is most of its cost, and Arrow's is GIL-free
+        found = [t for t in pool.map(_read_part, files) if t is not None]
     frames = [_concat(found)] if found else []
     if (directory / name).is_file():
         frames.insert(0, read(directory / name))
@@ -289,20 +292,23 @@ def _concat(parts: list[pa.Table]) -> pd.DataFrame:
 class Appender:
     """The driver's writer of table ``name``'s rows while a sweep runs: ``append`` rewrites only the newest
     part (at most ``PART_ROWS`` rows), so a report costs the same in a sweep of 1,000 rows and of 100,000.
-    A row appended again (the same key) replaces the earlier version when read."""
+    A row appended again (the same key) replaces the earlier version when read; within the newest part it
+    replaces it where it stands, so an epoch's row and its checkpoint's, appended one after the other, are
+    one row to read, not two."""
 
     def __init__(self, directory: Path, name: str):
         self.parts = Path(directory) / PARTS[name]
+        self.keys = KEYS[name]
         numbers = [int(p.stem) for p in self.parts.glob("*.parquet")] if self.parts.is_dir() else []
         self.number = max(numbers, default=-1) + 1  # never rewrite a part written before: a reader may hold it
-        self.rows: list[dict] = []
+        self.rows: dict[tuple, dict] = {}  # the newest part's rows by key, in the order they first came
 
     def append(self, row: dict) -> None:
-        self.rows.append(dict(row))
+        self.rows[tuple(row[k] for k in self.keys)] = dict(row)
         self.parts.mkdir(parents=True, exist_ok=True)
-        _write_part(self.parts / f"{self.number:08d}.parquet", self.rows)
+        _write_part(self.parts / f"{self.number:08d}.parquet", list(self.rows.values()))
         if len(self.rows) >= PART_ROWS:
-            self.number, self.rows = self.number + 1, []
+            self.number, self.rows = self.number + 1, {}
 
 
 def _write_part(path: Path, rows: list[dict]) -> None:

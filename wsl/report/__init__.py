@@ -40,12 +40,13 @@ import pandas as pd
 from wsl import atomic, table
 from wsl.errors import WslError
 from wsl.metrics import OBJECTIVE
+from wsl.objectives import objectives
 from wsl.report import sections
 from wsl.report.importance import parameter_importances
 from wsl.report.page import render_page
 from wsl.report.png import write_pngs
 from wsl.report.promoted import promoted_sections
-from wsl.sweep.config import objectives, searched, space_params
+from wsl.sweep.config import searched, space_params
 
 __all__ = ["parameter_importances", "write_report"]
 
