@@ -20,7 +20,6 @@ fails with the names that exist, before any work is done.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import math
 import re
@@ -38,6 +37,7 @@ from rich.text import Text
 from wsl import pareto
 from wsl import table as tables
 from wsl.atomic import write_file
+from wsl.columns import resolve, where_rows
 from wsl.errors import WslError
 from wsl.metrics import BEST, END, EPOCH, FINAL, OBJECTIVE, PARETO_RANK, SHOWN, is_objective
 from wsl.objectives import objectives as sweep_objectives
@@ -47,14 +47,6 @@ TABLES = {"trials": tables.TRIALS, "epochs": tables.EPOCHS}
 SPREAD = ("_std", "_ci95")  # a PROMOTED row's spread over seeds beside each mean
 NOT_CONFIG = {*BOOKKEEPING, *EPOCH, *END, *FINAL, "metrics_split", *(f"best_{m}" for m in BEST)}
 SWEEP_NAME = re.compile(rf"[*?\[\]!{tables.NAME_CHARS}]+")  # a sweep name (``wsl.table``), or a glob over names
-KEYWORDS = {"and", "or", "not", "in", "is", "True", "False", "None"}
-# In a --where expression: a string literal, a backticked name, a number (so 1e5 is no name), a (dotted) name.
-TOKEN = re.compile(
-    r"""(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
-    r"|`(?P<quoted>[^`]*)`"
-    r"|(?P<number>\d[\w.]*)"
-    r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
-)
 
 
 # ---------------------------------------------------------------- writing
@@ -158,7 +150,7 @@ def query(
     by = _sort_columns(df, sort)
     keep = [resolve(df, c) for c in columns] if columns else None
     if where:
-        df = _filter(df, where)
+        df = where_rows(df, where)
     if by:
         df = df.sort_values(by, ascending=ascending, na_position="last", kind="stable")
     if top is not None:
@@ -166,64 +158,10 @@ def query(
     return (df[keep] if keep else df).reset_index(drop=True)
 
 
-def resolve(df: pd.DataFrame, name: str) -> str:
-    """The column ``name`` refers to: itself, or the one dotted column whose last component it is."""
-    if name in df.columns:
-        return name
-    matches = [c for c in df.columns if isinstance(c, str) and c.rsplit(".", 1)[-1] == name and "." in c]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise WslError(f"column name {name!r} is ambiguous: it could be {', '.join(matches)}; use the full name")
-    close = difflib.get_close_matches(name, [*map(str, df.columns), *_short_names(df)], n=3)
-    hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise WslError(f"unknown column {name!r}; {hint}available columns: {', '.join(map(str, df.columns))}")
-
-
-def _short_names(df: pd.DataFrame) -> list[str]:
-    return [c.rsplit(".", 1)[-1] for c in df.columns if isinstance(c, str) and "." in c]
-
-
 def _sort_columns(df: pd.DataFrame, sort: str | Sequence[str] | None) -> list[str]:
     if sort is None:
         return [OBJECTIVE] if OBJECTIVE in df.columns else []
     return [resolve(df, c) for c in ([sort] if isinstance(sort, str) else sort)]
-
-
-def _filter(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    expression = _rewrite(df, where)
-    try:
-        return df.query(expression, engine="python")
-    except Exception as e:  # the expression is the user's: any failure is a bad --where
-        raise WslError(f"cannot evaluate where={where!r}: {type(e).__name__}: {e}") from None
-
-
-def _rewrite(df: pd.DataFrame, where: str) -> str:
-    """``where`` with every column name full and in backticks: ``beta < 1`` becomes ```loss.beta` < 1``."""
-
-    def replace(m: re.Match) -> str:
-        if m["quoted"] is not None:
-            return f"`{resolve(df, m['quoted'])}`"
-        name = m["name"]
-        if name is None or name in KEYWORDS or _is_call(where, m.end(), df, name):
-            return m[0]
-        column, rest = _split_attribute(df, name)
-        return f"`{column}`{rest}"
-
-    return TOKEN.sub(replace, where)
-
-
-def _is_call(where: str, end: int, df: pd.DataFrame, name: str) -> bool:
-    """A function name such as ``abs(...)``: left to pandas."""
-    return where[end:].lstrip().startswith("(") and name not in df.columns and "." not in name
-
-
-def _split_attribute(df: pd.DataFrame, name: str) -> tuple[str, str]:
-    """``loss.beta`` -> (``loss.beta``, ""); ``status.str.len`` -> (``status``, ``.str.len``)."""
-    head, _, rest = name.partition(".")
-    if name in df.columns or not rest or any(str(c).startswith(head + ".") for c in df.columns):
-        return resolve(df, name), ""
-    return resolve(df, head), "." + rest
 
 
 def pareto_front(df: pd.DataFrame, *columns: str) -> pd.DataFrame:

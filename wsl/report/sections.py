@@ -15,12 +15,13 @@ import pandas as pd
 
 from wsl import metrics, table
 from wsl import pareto as pareto_math
+from wsl.columns import resolve
 from wsl.errors import WslError
 from wsl.metrics import OBJECTIVE
 from wsl.report import page
 from wsl.report.importance import parameter_importances
 from wsl.report.page import Section
-from wsl.results import cell_text, pareto_front, resolve
+from wsl.results import cell_text, pareto_front
 from wsl.sweep.config import Param
 
 METRIC_COLUMNS = (OBJECTIVE, *metrics.SCORES)
