@@ -10,8 +10,13 @@ beat. Each run trains ``scheduler.max_t`` epochs with the sweep's trial config
 keeps every epoch's metrics, objective and seconds.
 
     wsl zoo make                                              # once: the default zoo
-    python benchmarks/record_curves.py                        # 150 configs + 30 repeats, about 3 h on 2 cores
+    python benchmarks/record_curves.py --out benchmarks/data/curves-val.parquet  # 150 + 30 repeats: ~4 h
     python benchmarks/record_curves.py --configs 4 --max-t 3  # a smoke run: about 2 min
+
+``benchmarks/data/curves.parquet`` holds figures on the zoo's test models (recorded
+2026-12-01/02, before sweeps decided on validation); ``curves-val.parquet`` is its
+re-recording on validation figures (the same configs, in the same order), under way:
+the first command resumes it. About 2.3 min a run on an idle core.
 
 Writes ``--out`` after every run (one row per run and epoch, config values as
 ``config.<dotted key>``); ``--jobs`` runs in parallel, one thread each.
