@@ -255,7 +255,7 @@ def read_rows(directory: Path, name: str) -> pd.DataFrame | None:
     directory = Path(directory)
     parts = directory / PARTS[name]
     files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
-    with ThreadPoolExecutor() as pool:  # a part is small: opening it is most of its cost, and Arrow's is GIL-free
+    with ThreadPoolExecutor() as pool:  # a part is small: opening it is most of its cost; Arrow's is GIL-free
         found = [t for t in pool.map(_read_part, files) if t is not None]
     frames = [_concat(found)] if found else []
     if (directory / name).is_file():
@@ -294,7 +294,8 @@ class Appender:
     part (at most ``PART_ROWS`` rows), so a report costs the same in a sweep of 1,000 rows and of 100,000.
     A row appended again (the same key) replaces the earlier version when read; within the newest part it
     replaces it where it stands, so an epoch's row and its checkpoint's, appended one after the other, are
-    one row to read, not two."""
+    one row to read, not two (across a part boundary, the reader keeps the later). Every row has its table's
+    key columns."""
 
     def __init__(self, directory: Path, name: str):
         self.parts = Path(directory) / PARTS[name]

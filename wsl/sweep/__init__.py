@@ -2,8 +2,9 @@
 
 The only package that imports Ray, and only where it runs something
 (``runner``, ``storage``, ``promote``, ``search``, ``recorder``, ``progress``): ``import
-wsl.sweep.config`` stays Ray-free, so the query layer and the report can read
-a sweep's config without starting Ray's imports. ``wsl.train`` below it knows
+wsl.sweep.config`` stays Ray-free, so the report can read a sweep's config
+without starting Ray's imports (it imports torch, through the training
+config: the query layer reads objectives from ``wsl.objectives`` instead). ``wsl.train`` below it knows
 nothing of Tune. Promotion is ``wsl.sweep.promote.promote`` (the module's
 name would shadow a function of that name here).
 """

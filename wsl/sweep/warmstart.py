@@ -36,8 +36,9 @@ from ray.tune.search.optuna import OptunaSearch
 from wsl import table
 from wsl.config import flatten
 from wsl.errors import WslError
+from wsl.objectives import objectives
 from wsl.sweep import search
-from wsl.sweep.config import SweepConfig, objectives
+from wsl.sweep.config import SweepConfig
 
 
 @dataclass
