@@ -12,8 +12,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+from wsl.report.figures import HEIGHT
 from wsl.report.page import Section
-from wsl.report.sections import HEIGHT
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 WIDTH = 900  # PNG width in pixels; the height is the figure's own

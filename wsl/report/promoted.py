@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from wsl import metrics, table
+from wsl.report.figures import finite, style
 from wsl.report.page import Section
-from wsl.report.sections import finite, style
 from wsl.results import interval, is_number, spread
 
 
