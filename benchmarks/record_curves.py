@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--repeat-every", type=int, default=5, help="every k-th config again with seed 1 (0: none)")
     parser.add_argument("--max-t", type=int, default=None, help="epochs a run (default: the sweep's max_t)")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/data/curves.parquet")
+    parser.add_argument("--out", default="benchmarks/data/curves-val.parquet")
     args = parser.parse_args()
 
     overrides = [f"sweep={args.sweep}", f"zoo={Path(args.zoo).resolve()}"]
