@@ -250,13 +250,9 @@ def _ranked(cfgs, model: Surrogate, seeds: list[int], jobs: int, grid: dict, bas
     return combos[next(i for *_, spent, i in rows if spent <= 1.0)]
 
 
-def validate(directory: Path) -> None:
-    """A real sweep's figures, to hold against the bands: its trial-epochs and its front's reported hypervolume.
-
-    Then the loop check: its own proposals and recorded curves replayed under its own multi-objective ASHA
-    should end every trial where the sweep ended it. Where they do, a figure outside the bands comes from
-    the curves (the surrogate against real runs), not from the replayed machinery.
-    """
+def validate(directory: Path, model: Surrogate) -> None:
+    """A real sweep's figures, to hold against the bands: its trial-epochs and its front's reported hypervolume;
+    then whether the replay's machinery and its curves stand for this sweep (``loop_check``, ``drift``)."""
     trials, epochs = table.read_trials(directory), table.read_epochs(directory)
     cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
     max_t = cfg.scheduler.max_t
@@ -267,6 +263,14 @@ def validate(directory: Path) -> None:
         f"{directory.name}: {len(epochs)} trial-epochs, {len(trials)} trials, {len(last)} to epoch {max_t}; "
         f"its front ({int(front.sum())} trials) has reported hv {pareto.hypervolume(points[front], REFERENCE):.4f}"
     )
+    loop_check(cfg, trials, epochs)
+    drift(model, trials, epochs, max_t)
+
+
+def loop_check(cfg: SweepConfig, trials: pd.DataFrame, epochs: pd.DataFrame) -> None:
+    """The sweep's own proposals and recorded curves replayed under its own multi-objective ASHA should end every
+    trial where the sweep ended it; where they do, a figure outside the bands comes from the curves."""
+    max_t = cfg.scheduler.max_t
     proposals, source = recorded(trials, epochs, list(cfg.params()), max_t, columns=list(cfg.objectives()))
     replayed = simulate(cfg, Setting(cfg.search.algorithm), source, seed=0, proposals=proposals)
     ended = replayed.groupby("trial")["epoch"].max().to_numpy()
@@ -277,6 +281,22 @@ def validate(directory: Path) -> None:
         f"end where the sweep ended them; {int((ended == max_t).sum())} reach epoch {max_t} (the sweep: "
         f"{int((ran == max_t).sum())})"
     )
+
+
+def drift(model: Surrogate, trials: pd.DataFrame, epochs: pd.DataFrame, max_t: int) -> None:
+    """How far the sweep's figures lie from the surrogate's means for the same configs and epochs: near 0 where
+    the record stands for the sweep (same split, same training)."""
+    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
+    configs = trials.set_index("trial_id")[searched]
+    gaps = []  # [trial-epochs, objectives]
+    for row in epochs.itertuples(index=False):
+        mean = model.mean({k: table.cell(v) for k, v in configs.loc[row.trial_id].items()})[0]
+        gaps.append([getattr(row, o) - mean[o][row.epoch - 1] for o in OBJECTIVES])
+    gaps, at_end = np.array(gaps), (epochs["epoch"] == max_t).to_numpy()
+    medians = [
+        f"{o} {np.median(gaps[:, j]):+.3f} ({np.median(gaps[at_end, j]):+.3f})" for j, o in enumerate(OBJECTIVES)
+    ]
+    print(f"  its figures minus the surrogate's means, median over its trial-epochs (at max_t): {', '.join(medians)}")
 
 
 def main() -> None:
@@ -295,10 +315,6 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="search GRID_TUNE on --seeds (tuning seeds) instead")
     parser.add_argument("--validate", nargs="+", metavar="DIR", help="only print these real sweeps' figures")
     args = parser.parse_args()
-    if args.validate:
-        for name in args.validate:
-            validate(Path(name) if Path(name).is_dir() else table.results_root() / name)
-        return
     cfgs = {
         weighted: load_config(
             "sweep", ["sweep=benchmark", *([] if weighted else [f"objective=[{','.join(OBJECTIVES)}]"])], SweepConfig
@@ -316,6 +332,10 @@ def main() -> None:
         )
     if not ok and not args.anyway:
         raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
+    if args.validate:
+        for name in args.validate:
+            validate(Path(name) if Path(name).is_dir() else table.results_root() / name, model)
+        return
     seeds = _seeds(args.seeds or (TUNE_SEEDS if args.tune else REPORT_SEEDS))
     if args.tune:
         return tune(cfgs, model, seeds, args.jobs)
