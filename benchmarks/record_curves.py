@@ -10,13 +10,16 @@ beat. Each run trains ``scheduler.max_t`` epochs with the sweep's trial config
 keeps every epoch's metrics, objective and seconds.
 
     wsl zoo make                                              # once: the default zoo
-    python benchmarks/record_curves.py --out benchmarks/data/curves-val.parquet  # 150 + 30 repeats: ~4 h
+    python benchmarks/record_curves.py                        # 150 + 30 repeats into curves-val.parquet: ~4 h
     python benchmarks/record_curves.py --configs 4 --max-t 3  # a smoke run: about 2 min
 
 ``benchmarks/data/curves.parquet`` holds figures on the zoo's test models (recorded
-2026-12-01/02, before sweeps decided on validation); ``curves-val.parquet`` is its
-re-recording on validation figures (the same configs, in the same order), under way:
-the first command resumes it. About 2.3 min a run on an idle core.
+2026-12-01/02, before sweeps decided on validation; ``search_efficiency.py`` and
+``promotion_rules.py`` replay it); ``curves-val.parquet`` is its re-recording on
+validation figures, the same configs in the same order, what ``front_search.py``
+replays: configs 0-100 and their 21 repeats (122 runs, 2026-12-05/06), stopped
+there once both of front_search.py's surrogates met their bar. The first command
+resumes it up to 150. About 2.3 min a run on an idle core.
 
 Writes ``--out`` after every run (one row per run and epoch, config values as
 ``config.<dotted key>``); ``--jobs`` runs in parallel, one thread each.
