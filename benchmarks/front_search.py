@@ -46,7 +46,7 @@ nothing (the trial stays running in the study).
     # 40 report seeds at sweep=front's setting (--tune's pick on the test-figure record): 31 s; RESULTS.md, "The front"
     python benchmarks/front_search.py --png benchmarks/data/front_anytime.png   # sweep=front's ASHA, trials, start-up
     python benchmarks/front_search.py --tune        # ASHA, trials and start-up of tpe+moasha on seeds 0-29: 8 min
-    python benchmarks/front_search.py --validate benchmarks/data/sweeps/front-1   # a real sweep's figures
+    python benchmarks/front_search.py --validate benchmarks/data/sweeps/front-1   # a real sweep against the replay
 
 NSGA-II under ASHA draws at random at this budget: a generation (16 trials)
 needs complete ones, and few reach ``max_t``.
@@ -288,6 +288,7 @@ def drift(model: Surrogate, trials: pd.DataFrame, epochs: pd.DataFrame, max_t: i
     the record stands for the sweep (same split, same training)."""
     searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
     configs = trials.set_index("trial_id")[searched]
+    epochs = epochs[epochs["trial_id"].isin(configs.index)]
     gaps = []  # [trial-epochs, objectives]
     for row in epochs.itertuples(index=False):
         mean = model.mean({k: table.cell(v) for k, v in configs.loc[row.trial_id].items()})[0]
@@ -313,7 +314,12 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the per-seed table here (parquet)")
     parser.add_argument("--png", default=None, help="draw the any-time curves here (needs Chrome/Chromium)")
     parser.add_argument("--tune", action="store_true", help="search GRID_TUNE on --seeds (tuning seeds) instead")
-    parser.add_argument("--validate", nargs="+", metavar="DIR", help="only print these real sweeps' figures")
+    parser.add_argument(
+        "--validate",
+        nargs="+",
+        metavar="DIR",
+        help="instead: these real sweeps' figures, their loop check and drift from the surrogate",
+    )
     args = parser.parse_args()
     cfgs = {
         weighted: load_config(

@@ -28,7 +28,8 @@ Protocol (issue 21):
   under the same ASHA, and per setting the 5-95% band of a real sweep's
   trial-epochs and promoted objective (``--validate`` prints a real one's).
 
-    python benchmarks/record_curves.py            # once: the record (hours on 2 cores)
+    python benchmarks/record_curves.py            # a record (hours on 2 cores): today's, on validation figures
+    # (curves-val.parquet; --record it); the default below is the older one on test figures, curves.parquet
     python benchmarks/search_efficiency.py --png anytime.png   # 40 report seeds, six searches: about 1 min
     python benchmarks/search_efficiency.py --tune              # tune TPE+ASHA's setting on seeds 0-29 ...
     python benchmarks/search_efficiency.py --grace 1 --rf 2 --smoothing best   # ... a setting on the report seeds
@@ -355,7 +356,9 @@ def main() -> None:
         f"{'met' if ok else 'NOT met'}"
     )
     if not ok and not args.anyway:
-        raise SystemExit("the surrogate is below its bar: record more configs (record_curves.py --configs N)")
+        raise SystemExit(
+            "the surrogate is below its bar: record more configs (record_curves.py --configs N) and pass --record"
+        )
     print(flat_top(model, noise))
     seeds = _seeds(args.seeds or (TUNE_SEEDS if args.tune else REPORT_SEEDS))
     if args.tune:

@@ -19,8 +19,8 @@ re-trained. Sections, each a figure or a note saying why it is empty:
   test accuracy, agreement, and the 2-D embedding coloured by test accuracy;
 - ``top``: the best trials by objective with their configs.
 
-Plotly draws the figures (``sections``, ``promoted``; importances in
-``importance``): the page (``page``) inlines plotly.js once and loads nothing
+Plotly draws the figures (``sections``, ``promoted``, with what they share in
+``figures``; importances in ``importance``): the page (``page``) inlines plotly.js once and loads nothing
 from the network when opened. Kaleido exports the PNGs (``png``) with the
 system Chrome/Chromium (``$BROWSER_PATH`` or ``chromium`` on the PATH);
 without one the page is written alone, with a warning.
