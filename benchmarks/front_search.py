@@ -64,12 +64,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr, wilcoxon
-from search_efficiency import GRID, _seeds, bootstrap, write_curves
+from search_efficiency import GRID, _seeds, bootstrap, replay_own, write_curves
 
 from wsl import pareto, table
 from wsl.compose import load_config, load_yaml
-from wsl.sweep.config import SweepConfig, upgrade
-from wsl.sweep.replay import Setting, Surrogate, recorded, simulate
+from wsl.sweep.config import SweepConfig, searched, upgrade
+from wsl.sweep.replay import Setting, Surrogate, simulate
 
 OBJECTIVES = ("rec_agreement", "probe_r2")
 REFERENCE = np.array([0.1, 0.2])  # below any front: the worst configs (0.12, 0.18 on curves-val) are on none
@@ -114,8 +114,8 @@ def check_surrogate(model: Surrogate) -> list[tuple[str, float, float, float]]:
 def front_curve(epochs: pd.DataFrame, model: Surrogate, max_t: int) -> tuple[np.ndarray, np.ndarray]:
     """After each arriving epoch [len(epochs)]: the judged hypervolume of what the search would return now (the
     true mean final figures of its front), and the hypervolume of that front's reported figures."""
-    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
-    configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
+    keys = list(searched(model.params))
+    configs = epochs.groupby("trial").first()[keys].to_dict("index")  # keeps integers integers
     truth = {t: [model.mean(c)[0][o][-1] for o in OBJECTIVES] for t, c in configs.items()}
     finished, reported = [], []
     judged, seen = np.zeros(len(epochs)), np.zeros(len(epochs))
@@ -271,10 +271,8 @@ def loop_check(cfg: SweepConfig, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
     """The sweep's own proposals and recorded curves replayed under its own multi-objective ASHA should end every
     trial where the sweep ended it; where they do, a figure outside the bands comes from the curves."""
     max_t = cfg.scheduler.max_t
-    proposals, source = recorded(trials, epochs, list(cfg.params()), max_t, columns=list(cfg.objectives()))
-    replayed = simulate(cfg, Setting(cfg.search.algorithm), source, seed=0, proposals=proposals)
+    replayed, finished = replay_own(cfg, trials, epochs, Setting(cfg.search.algorithm))
     ended = replayed.groupby("trial")["epoch"].max().to_numpy()
-    finished = trials[trials["trial_id"].isin(epochs["trial_id"]) & trials["status"].isin(table.FINISHED)]
     ran = finished["epochs"].to_numpy()
     print(
         f"  replayed on its own proposals and curves: {(ended == ran).mean():.0%} of {len(ran)} finished trials "
@@ -286,8 +284,8 @@ def loop_check(cfg: SweepConfig, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 def drift(model: Surrogate, trials: pd.DataFrame, epochs: pd.DataFrame, max_t: int) -> None:
     """How far the sweep's figures lie from the surrogate's means for the same configs and epochs: near 0 where
     the record stands for the sweep (same split, same training)."""
-    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
-    configs = trials.set_index("trial_id")[searched]
+    keys = list(searched(model.params))
+    configs = trials.set_index("trial_id")[keys]
     epochs = epochs[epochs["trial_id"].isin(configs.index)]
     gaps = []  # [trial-epochs, objectives]
     for row in epochs.itertuples(index=False):

@@ -56,7 +56,7 @@ from search_efficiency import BAR_NOISE, BAR_SPEARMAN, _seeds, bootstrap, check_
 from wsl import table
 from wsl.compose import load_config
 from wsl.metrics import OBJECTIVE
-from wsl.sweep.config import SweepConfig
+from wsl.sweep.config import SweepConfig, searched
 from wsl.sweep.replay import Setting, Surrogate, simulate
 from wsl.sweep.rules import fresh_seeds, race, rank, seeds_needed
 
@@ -78,8 +78,8 @@ def one_seed(seed: int, cfg: SweepConfig, model: Surrogate) -> list[dict]:
     max_t = cfg.scheduler.max_t
     epochs = simulate(cfg, Setting("optuna"), model.source(seed + SWEEP_DRAWS), seed)
     reported = epochs[["trial", "epoch", "seen"]].rename(columns={"trial": "trial_id", "seen": "objective"})
-    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
-    configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
+    keys = list(searched(model.params))
+    configs = epochs.groupby("trial").first()[keys].to_dict("index")  # keeps integers integers
 
     rerun = partial(_rerun, seed=seed, configs=configs, model=model)
 

@@ -55,7 +55,7 @@ from wsl import table
 from wsl.compose import load_config, load_yaml
 from wsl.metrics import OBJECTIVE
 from wsl.sweep import warmstart
-from wsl.sweep.config import SweepConfig, upgrade
+from wsl.sweep.config import SweepConfig, searched, upgrade
 from wsl.sweep.replay import Setting, Surrogate, recorded, simulate, warm_trials
 
 BAR_SPEARMAN = 0.8  # rank correlation of predicted and recorded final objective on held-out configs, at least
@@ -98,8 +98,8 @@ def promoted_curve(epochs: pd.DataFrame, model: Surrogate) -> np.ndarray:
     it is judged by the one fixed measure, what its config reaches at max_t on average (-inf while no
     trial has ended).
     """
-    searched = [k for k, p in model.params.items() if p.kind(k) != "fixed"]
-    configs = epochs.groupby("trial").first()[searched].to_dict("index")  # keeps integers integers
+    keys = list(searched(model.params))
+    configs = epochs.groupby("trial").first()[keys].to_dict("index")  # keeps integers integers
     finals = {trial: model.mean(config)[0][OBJECTIVE][-1] for trial, config in configs.items()}
     best: dict[int, float] = {}
     ended: dict[int, float] = {}
@@ -237,11 +237,9 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
     name = directory.name
     cfg = load_yaml(directory / table.SWEEP_FILE, SweepConfig, upgrade)
     trials, epochs = table.read_trials(directory), table.read_epochs(directory)
-    proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t)
     setting = Setting(cfg.search.algorithm, grace_period=grace, reduction_factor=rf)
-    replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
+    replayed, real = replay_own(cfg, trials, epochs, setting)
     reported = trials[trials["trial_id"].isin(epochs["trial_id"])]
-    real = reported[reported["status"].isin(table.FINISHED)].reset_index(drop=True)  # what ``recorded`` replays
     last = replayed.groupby("trial")["epoch"].max().to_numpy()
     ran = real["epochs"].to_numpy()
     if grace is None and rf is None:
@@ -261,6 +259,18 @@ def replay_sweep(name: str, grace: int | None, rf: int | None) -> pd.DataFrame:
         f"{int((last > ran).sum())} trials would run epochs the sweep never ran (their figures are unknown)"
     )
     return replayed
+
+
+def replay_own(
+    cfg: SweepConfig, trials: pd.DataFrame, epochs: pd.DataFrame, setting: Setting
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A real sweep's own proposals and recorded curves (its objective columns) replayed under ``setting``: the
+    replayed epochs, and the sweep's finished trials in the replay's trial order (what ``recorded`` replays)."""
+    columns = list(cfg.objectives())
+    proposals, source = recorded(trials, epochs, list(cfg.params()), cfg.scheduler.max_t, columns=columns)
+    replayed = simulate(cfg, setting, source, seed=0, proposals=proposals)
+    finished = trials["trial_id"].isin(epochs["trial_id"]) & trials["status"].isin(table.FINISHED)
+    return replayed, trials[finished].reset_index(drop=True)
 
 
 # The grid ``--tune`` searches for the shipped TPE+ASHA setting (on the tuning seeds only).
